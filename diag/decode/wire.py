@@ -1,0 +1,25 @@
+"""Small byte readers shared by the hand-written provider decoders."""
+
+from __future__ import annotations
+
+
+class WireError(ValueError):
+    """A payload does not match the layout its decoder expects."""
+
+
+def utf16z(view: memoryview | bytes, pos: int) -> tuple[str, int]:
+    """Read a NUL-terminated UTF-16LE string at ``pos``; return it and the position after the NUL."""
+    raw = bytes(view[pos:]) if isinstance(view, memoryview) else view[pos:]
+    end = 0
+    while True:
+        end = raw.find(b"\x00\x00", end)
+        if end < 0:
+            raise WireError("unterminated UTF-16 string")
+        if end % 2 == 0:
+            break
+        end += 1
+    return raw[:end].decode("utf-16-le", "replace"), pos + end + 2
+
+
+def mac_text(raw: bytes) -> str:
+    return "-".join(f"{b:02X}" for b in raw)
