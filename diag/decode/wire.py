@@ -8,13 +8,21 @@ class WireError(ValueError):
 
 
 def utf16z(view: memoryview | bytes, pos: int) -> tuple[str, int]:
-    """Read a NUL-terminated UTF-16LE string at ``pos``; return it and the position after the NUL."""
+    """Read a NUL-terminated UTF-16LE string at ``pos``; return it and the position after the NUL.
+
+    A string that runs to the end of the payload without a NUL is accepted: pktmon writes its
+    last string field that way in some builds (event 73 on 22621).
+    """
+    if pos > len(view):
+        raise WireError("string starts past the end of the payload")
     raw = bytes(view[pos:]) if isinstance(view, memoryview) else view[pos:]
     end = 0
     while True:
         end = raw.find(b"\x00\x00", end)
         if end < 0:
-            raise WireError("unterminated UTF-16 string")
+            if len(raw) % 2:
+                raise WireError("unterminated UTF-16 string of odd length")
+            return raw.decode("utf-16-le", "replace"), pos + len(raw)
         if end % 2 == 0:
             break
         end += 1

@@ -119,7 +119,7 @@ def iter_buffers(fh: BinaryIO, file_size: int, stats: BufferStats) -> Iterator[B
         if problem is not None:
             if index == 0:
                 raise NotAnEtlFile(problem)
-            step = fixed_size or (file_size - offset)
+            step = fixed_size or ((_next_plausible_buffer(fh, offset + 1, file_size) or file_size) - offset)
             _skip(stats, offset, min(step, file_size - offset), f"corrupt buffer header: {problem}")
             offset += step
             index += 1
@@ -155,6 +155,40 @@ def iter_buffers(fh: BinaryIO, file_size: int, stats: BufferStats) -> Iterator[B
     if 0 < file_size - offset:
         stats.truncated = True
         _skip(stats, offset, file_size - offset, f"{file_size - offset} trailing bytes do not hold a buffer")
+
+
+_RESYNC_WINDOW = 1 << 20
+_RESYNC_LIMIT = MAX_BUFFER_SIZE
+
+
+def _next_plausible_buffer(fh: BinaryIO, start: int, file_size: int) -> int | None:
+    """Find where the next buffer starts after a corrupt header, when buffer sizes vary.
+
+    Compressed buffers have no fixed size, so the corrupt header's own size cannot be trusted:
+    scan forward for a header that is plausible and whose records area decodes to a record marker.
+    """
+    pos = start
+    stop = min(file_size - HEADER_SIZE, start + _RESYNC_LIMIT)
+    while pos <= stop:
+        fh.seek(pos)
+        window = fh.read(min(_RESYNC_WINDOW, file_size - pos))
+        for rel in range(0, max(0, len(window) - HEADER_SIZE + 1)):
+            fields = _HEADER.unpack_from(window, rel)
+            size, filled, flags, btype = fields[0], fields[10], fields[11], fields[12]
+            if _header_problem(size, filled, flags, btype) is None and pos + rel + size <= file_size \
+                    and _starts_with_record(fh, pos + rel, size, filled, flags):
+                return pos + rel
+        pos += max(1, len(window) - HEADER_SIZE + 1)
+    return None
+
+
+def _starts_with_record(fh: BinaryIO, offset: int, size: int, filled: int, flags: int) -> bool:
+    fh.seek(offset + HEADER_SIZE)
+    try:
+        data = _records_area(fh.read(size - HEADER_SIZE), filled, flags)
+    except Exception:
+        return False
+    return len(data) >= 4 and data[3] == 0xC0
 
 
 def _skip(stats: BufferStats, offset: int, nbytes: int, problem: str) -> None:

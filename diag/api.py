@@ -1,0 +1,226 @@
+"""The library surface of wnvdiag. The CLI is a thin layer over these functions.
+
+    from diag import api
+    summary = api.inspect("trace.etl")
+    result = api.check("trace.etl", db_path="wnvdiag.db", out_dir="reports")
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+from typing import Callable
+
+from diag.decode import pktmon
+from diag.engine import run_rules
+from diag.errors import AnalysisFailed, BadInputError
+from diag.facts.models import TraceQuality
+from diag.facts.pktmon import drop_facts
+from diag.inspect import Scan, TraceSummary, inspect_trace, scan_trace
+from diag.report import RunReport, TraceInfo, render_markdown
+from diag.report.model import utc_now
+from diag.resources import data_dir
+from diag.store import save_run
+
+Progress = Callable[[int, int], None]
+
+
+class Severity(str, Enum):
+    info = "info"
+    low = "low"
+    medium = "medium"
+    high = "high"
+    critical = "critical"
+
+    @property
+    def rank(self) -> int:
+        return list(Severity).index(self)
+
+
+def inspect(path: str | Path, progress: Progress | None = None) -> TraceSummary:
+    """Summarise a trace: header, providers/events, read and decode coverage, pktmon components and drops."""
+    return inspect_trace(path, progress)
+
+
+def render_inspect_text(s: TraceSummary) -> str:
+    """The human-readable form of ``inspect``: what ``pktmon etl2txt --stats-only`` gives, and more."""
+    h, r, d, p = s.header, s.read, s.decode, s.pktmon
+    lines = [
+        f"Trace       {s.path}",
+        f"Logger      {h.logger_name} ({', '.join(h.modes) or 'no mode flags'}{', circular' if h.circular else ''})",
+        f"Windows     {h.os_version} build {h.os_build}, {h.cpu_count} CPUs, {h.pointer_size * 8}-bit",
+        f"Time (UTC)  {_when(h.start)} → {_when(h.end)}"
+        + (f"  ({h.duration_seconds:.3f} s)" if h.duration_seconds is not None else ""),
+        f"Events      {_when(r.first_event)} → {_when(r.last_event)}",
+        f"Clock       {h.clock}, buffers of {h.buffer_size} bytes"
+        + (", compressed" if h.compressed_buffers else ""),
+        "",
+        f"Read        {r.records} records in {r.buffers_read} buffers "
+        f"({r.bytes_decompressed / 1e6:.1f} MB decompressed from {r.file_size / 1e6:.1f} MB)",
+        f"Lost        {h.events_lost} events, {h.buffers_lost} buffers (header); "
+        f"{r.buffers_flagged_events_lost} buffers flagged events-lost",
+        f"Skipped     {r.buffers_skipped} buffers ({r.bytes_skipped} bytes), "
+        f"{r.buffers_with_broken_records} buffers with unreadable records ({r.bytes_unparsed} bytes)",
+        f"Decoded     {d.decodable_records} records decodable "
+        + ", ".join(f"{k} {v}" for k, v in sorted(d.by_layer.items()))
+        + f"; {d.undecodable_records} not decodable; {d.decode_errors} decode errors",
+    ]
+    lines += [f"WARNING     {w}" for w in r.warnings]
+    lines += ["", "Providers"]
+    for prov in s.providers:
+        lines.append(f"  {prov.records:>9}  {prov.name or '(unknown)'}  {{{prov.guid}}}")
+        for e in prov.events:
+            label = f" {e.name}" if e.name else ""
+            how = e.decoder or "NOT DECODABLE"
+            lines.append(f"  {e.count:>9}    id {e.event_id} v{e.version}{label} [{how}]")
+    if p.present:
+        lines += ["", f"PktMon      {p.packets} packet events, {p.drops} drops, {len(p.components)} components"]
+        if p.malformed_packet_events:
+            lines.append(f"WARNING     {p.malformed_packet_events} malformed pktmon packet events")
+        active = [c for c in p.components if c.packets or c.drops]
+        lines.append(f"  Components that saw packets ({len(p.components) - len(active)} more without packets: see --json)")
+        for c in active:
+            lines.append(f"  {c.id:>5}  {c.type_name or c.type or '?':<16} {c.name or '?'}"
+                         f"{' - ' + c.description if c.description else ''}  packets {c.packets}, drops {c.drops}")
+        if p.drops_by_reason:
+            lines.append(f"  Drops by reason (names from the {p.reason_names_from})")
+            for reason in p.drops_by_reason:
+                lines.append(f"  {reason.count:>9}  {reason.code:>5}  {reason.name}")
+    return "\n".join(lines)
+
+
+def _when(value) -> str:
+    return value.isoformat().replace("+00:00", "Z") if value else "?"
+
+
+# -- check ------------------------------------------------------------------------------------------
+
+REPORT_NAME = "wnvdiag-report.md"
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    run: RunReport
+    run_id: str
+    db_path: Path
+    report_path: Path
+    threshold: Severity
+
+    @property
+    def findings_at_threshold(self) -> list:
+        return [f for f in self.run.findings if Severity(f.severity).rank >= self.threshold.rank]
+
+    def as_json(self) -> dict:
+        doc = self.run.model_dump(mode="json")
+        doc.update(schema="wnvdiag.check/1", run_id=self.run_id, verdict=self.run.verdict,
+                   db=str(self.db_path), report=str(self.report_path), threshold=self.threshold.value,
+                   findings_at_threshold=len(self.findings_at_threshold))
+        return doc
+
+
+def check(
+    path: str | Path,
+    *,
+    rule_dirs: list[Path] | tuple[Path, ...] = (),
+    db_path: str | Path = "wnvdiag.db",
+    out_dir: str | Path = ".",
+    threshold: Severity = Severity.low,
+    progress: Progress | None = None,
+    arguments: list[str] | None = None,
+) -> CheckResult:
+    """Read a trace, build facts, run the rules pack (plus ``rule_dirs``), store the run, write the report.
+
+    Raises ``BadTraceError``/``BadInputError`` for unusable input (nothing is stored), and
+    ``AnalysisFailed`` when the rules could not run; that failed run is stored and reported first.
+    """
+    path, db_path, out_dir = Path(path), Path(db_path), Path(out_dir)
+    for d in rule_dirs:
+        if not Path(d).is_dir():
+            raise BadInputError("rules directory does not exist", d)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise BadInputError("--out is not a directory", out_dir)
+    started = utc_now()
+    scan = scan_trace(path, progress)
+    facts = build_facts(scan)
+    failure = None
+    try:
+        result = run_rules(facts, [data_dir("rules"), *map(Path, rule_dirs)])
+    except AnalysisFailed as exc:
+        failure, result = str(exc), None
+    fields = dict(started=started, quality=_quality(scan), arguments={"argv": arguments or []},
+                  min_severity=threshold.value)
+    trace_info = _trace_info(path, scan)
+    run = (RunReport.from_engine(result, trace=trace_info, **fields) if result is not None
+           else RunReport(trace=trace_info, failure=failure, **fields))
+    run = run.model_copy(update={"finished": utc_now()})
+    run_id = save_run(db_path, run)
+    report_path = _write_atomically(out_dir / REPORT_NAME, render_markdown(run))
+    if failure is not None:
+        raise AnalysisFailed(f"analysis failed, no conclusion (run {run_id} stored, report {report_path}): {failure}",
+                             path)
+    return CheckResult(run, run_id, db_path, report_path, threshold)
+
+
+def build_facts(scan: Scan) -> list:
+    """Facts for the rules: pktmon drop groups, and the trace's quality."""
+    reason_names = scan.decoder.value_map(pktmon.PROVIDER, "DropReason")
+    return [*drop_facts(scan.pktmon, scan.summary.header.os_build, reason_names), _quality(scan)]
+
+
+def _quality(scan: Scan) -> TraceQuality:
+    s = scan.summary
+    return TraceQuality(
+        events_lost=s.header.events_lost, buffers_lost=s.header.buffers_lost,
+        records_undecoded=s.decode.undecodable_records + s.decode.decode_errors + s.pktmon.malformed_packet_events,
+        buffers_skipped=s.read.buffers_skipped + s.read.buffers_with_broken_records, truncated=s.read.truncated,
+    )
+
+
+def _trace_info(path: Path, scan: Scan) -> TraceInfo:
+    s = scan.summary
+    return TraceInfo(
+        path=str(path), sha256=_sha256(path), size=s.read.file_size,
+        format="pktmon" if s.pktmon.present else "etl", os_build=s.header.os_build,
+        start_time=s.header.start, end_time=s.header.end, records_read=s.read.records,
+        records_decoded=s.decode.decodable_records,
+        header=s.header.model_dump(mode="json", exclude={"start", "end"}),
+    )
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _write_atomically(target: Path, text: str) -> Path:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(target.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, target)
+    return target
+
+
+def render_check_text(result: CheckResult) -> str:
+    run = result.run
+    lines = [f"Run {result.run_id}: {run.verdict.replace('_', ' ')} "
+             f"({len(run.findings)} finding(s), {len(result.findings_at_threshold)} at or above {result.threshold.value})"]
+    for f in run.shown_findings:
+        lines.append(f"  [{f.severity}/{f.confidence}] {f.rule_id}: {f.title}")
+        lines.append(f"      {f.summary}")
+    q = run.quality
+    if q.events_lost or q.buffers_lost or q.buffers_skipped or q.records_undecoded or q.truncated:
+        lines.append(f"  Trace quality: {q.events_lost} events and {q.buffers_lost} buffers lost by the session, "
+                     f"{q.buffers_skipped} buffers unreadable, {q.records_undecoded} records undecoded"
+                     + (", file truncated" if q.truncated else ""))
+    for e in run.rule_errors:
+        lines.append(f"  RULE ERROR {e.rule_id} ({e.file}): {e.message} - this rule did not run")
+    for e in run.engine_errors:
+        lines.append(f"  ENGINE ERROR: {e}")
+    lines.append(f"  Stored in {result.db_path}; report {result.report_path}")
+    return "\n".join(lines)

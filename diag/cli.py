@@ -1,0 +1,117 @@
+"""The ``wnvdiag`` command: a thin typer layer over ``diag.api``.
+
+Exit codes are stable: 0 no findings at or above the threshold, 1 findings, 2 error.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from contextlib import contextmanager
+from enum import IntEnum
+from pathlib import Path
+from typing import Iterator, Optional
+
+import typer
+
+from diag import __version__, api
+from diag.errors import DiagError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Read Windows network-virtualization ETL traces and diagnose them.")
+
+
+class Exit(IntEnum):
+    CLEAN = 0
+    FINDINGS = 1
+    ERROR = 2
+
+
+def _fail(message: str) -> None:
+    typer.echo(f"wnvdiag: error: {message}", err=True)
+    raise typer.Exit(Exit.ERROR)
+
+
+@contextmanager
+def _progress(path: Path, quiet: bool) -> Iterator[api.Progress | None]:
+    """A rich progress bar on stderr for reads that take a while; nothing when quiet or piped."""
+    if quiet or not sys.stderr.isatty():
+        yield None
+        return
+    from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn, TransferSpeedColumn
+
+    with Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(),
+                  TransferSpeedColumn(), TimeRemainingColumn(), transient=True, console=None) as bar:
+        task = bar.add_task(f"reading {path.name}", total=None)
+
+        def update(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        yield update
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"wnvdiag {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                              help="Show the version and exit.")) -> None:
+    """Read Windows network-virtualization ETL traces and diagnose them."""
+
+
+@app.command()
+def inspect(
+    trace: Path = typer.Argument(..., help="ETL file from pktmon or netsh trace."),
+    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON (schema wnvdiag.inspect/1)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+) -> None:
+    """What is in a trace: header, providers and events, what could not be read, pktmon's view."""
+    try:
+        with _progress(trace, quiet or as_json) as progress:
+            summary = api.inspect(trace, progress=progress)
+    except DiagError as exc:
+        _fail(str(exc))
+    if as_json:
+        typer.echo(summary.model_dump_json(by_alias=True, indent=2))
+    else:
+        typer.echo(api.render_inspect_text(summary))
+
+
+@app.command()
+def check(
+    trace: Path = typer.Argument(..., help="ETL file from pktmon or netsh trace."),
+    rules: list[Path] = typer.Option([], "--rules", help="A directory of your own rules, added to the shipped pack."),
+    db: Path = typer.Option(Path("wnvdiag.db"), "--db", help="SQLite file that keeps every run."),
+    out: Path = typer.Option(Path("."), "--out", help="Directory for the report files."),
+    threshold: api.Severity = typer.Option(api.Severity.low, "--threshold",
+                                           help="Lowest severity that makes the exit code 1."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing but errors."),
+) -> None:
+    """Read the trace, run the rules, store the findings and write a Markdown report."""
+    try:
+        with _progress(trace, quiet or as_json) as progress:
+            result = api.check(trace, rule_dirs=rules, db_path=db, out_dir=out, threshold=threshold,
+                               progress=progress, arguments=sys.argv[1:])
+    except DiagError as exc:
+        _fail(str(exc))
+    if as_json:
+        typer.echo(json.dumps(result.as_json(), indent=2, default=str))
+    elif not quiet:
+        typer.echo(api.render_check_text(result))
+    raise typer.Exit(Exit.FINDINGS if result.findings_at_threshold else Exit.CLEAN)
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        typer.echo("wnvdiag: interrupted", err=True)
+        sys.exit(Exit.ERROR)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,353 @@
+"""``wnvdiag inspect``: what is in a trace, how much of it we could read, and pktmon's view of it.
+
+One streaming pass. Records are counted by their raw identity bytes (provider GUID, event id,
+version) so that the per-record cost stays a slice and a dict update; GUIDs and names are only
+worked out once per distinct event. PktMon packet and drop events are decoded in the same pass.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections import Counter
+from datetime import datetime
+from pathlib import Path
+from typing import Callable, NamedTuple
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from diag import knowledge
+from diag.decode import EventDecoder
+from diag.decode import pktmon
+from diag.facts.pktmon import PktmonDigest
+from diag.read import Trace
+from diag.read.buffers import BUFFER_TYPES
+from diag.read.clock import filetime_to_datetime
+from diag.read.guids import kernel_guid, provider_name
+from diag.read.records import (
+    EVENT_HEADER_TYPES, FLAG_EXTENDED_INFO, HEADER_TYPE_NAMES, KERNEL_STYLE, Record, record_spans,
+)
+
+SCHEMA = "wnvdiag.inspect/1"
+_PKTMON_GUID = pktmon.PROVIDER
+_U16 = struct.Struct("<H").unpack_from
+_I64 = struct.Struct("<q").unpack_from
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class TraceHeaderInfo(_Model):
+    os_version: str
+    os_build: int
+    cpu_count: int
+    pointer_size: int
+    logger_name: str
+    log_file_name: str
+    log_file_mode: int
+    modes: list[str]
+    circular: bool
+    compressed_buffers: bool
+    clock: str
+    timer_resolution_100ns: int
+    buffer_size: int
+    buffers_written: int
+    events_lost: int
+    buffers_lost: int
+    start: datetime | None
+    end: datetime | None
+    duration_seconds: float | None
+
+
+class ReadInfo(_Model):
+    file_size: int
+    buffers_read: int
+    buffers_compressed: int
+    buffers_skipped: int
+    bytes_skipped: int
+    bytes_decompressed: int
+    buffers_flagged_events_lost: int
+    buffers_flagged_buffer_lost: int
+    buffer_types: dict[str, int]
+    records: int
+    records_by_header_type: dict[str, int]
+    buffers_with_broken_records: int
+    bytes_unparsed: int
+    truncated: bool
+    first_event: datetime | None
+    last_event: datetime | None
+    warnings: list[str]
+
+
+class EventCount(_Model):
+    event_id: int
+    version: int
+    count: int
+    name: str | None = None
+    decoder: str | None = Field(None, description="the layer that decodes it: fast, trace-schema, tracelogging, catalogue; null if none")
+
+
+class ProviderInfo(_Model):
+    guid: str
+    name: str | None
+    records: int
+    events: list[EventCount]
+
+
+class DecodeInfo(_Model):
+    decodable_records: int
+    undecodable_records: int
+    decode_errors: int
+    by_layer: dict[str, int]
+    undecodable: list[dict]
+
+
+class ComponentInfo(_Model):
+    id: int
+    type: int | None
+    type_name: str | None
+    name: str | None
+    description: str | None
+    properties: dict[str, list]
+    packets: int = 0
+    drops: int = 0
+    drop_counters: dict[str, int] | None = None
+
+
+class DropReasonCount(_Model):
+    code: int
+    name: str
+    count: int
+
+
+class PktmonInfo(_Model):
+    present: bool
+    components: list[ComponentInfo]
+    packets: int
+    drops: int
+    drops_by_reason: list[DropReasonCount]
+    drops_by_component: dict[str, int]
+    malformed_packet_events: int
+    reason_names_from: str
+
+
+class TraceSummary(_Model):
+    schema_: str = Field(SCHEMA, alias="schema")
+    path: str
+    header: TraceHeaderInfo
+    read: ReadInfo
+    decode: DecodeInfo
+    providers: list[ProviderInfo]
+    pktmon: PktmonInfo
+
+
+class Scan(NamedTuple):
+    """One pass over a trace: the summary, the pktmon digest the facts are built from, the decoder."""
+
+    summary: TraceSummary
+    pktmon: PktmonDigest
+    decoder: EventDecoder
+
+
+def inspect_trace(path: str | Path, progress: Callable[[int, int], None] | None = None) -> TraceSummary:
+    """Read the whole trace once and summarise it. ``progress(bytes_done, bytes_total)`` is called per buffer."""
+    return scan_trace(path, progress).summary
+
+
+def scan_trace(path: str | Path, progress: Callable[[int, int], None] | None = None) -> Scan:
+    with Trace(path) as trace:
+        return _scan(trace, progress)
+
+
+def _scan(trace: Trace, progress: Callable[[int, int], None] | None) -> Scan:
+    decoder = EventDecoder(trace.header)
+    tally = PktmonDigest()
+    counts: dict[bytes | tuple[str, int, int], int] = {}
+    samples: dict[bytes, Record] = {}
+    kernel_counts: Counter[tuple[int, int, int, int]] = Counter()
+    classic_counts: Counter[tuple[str, int, int]] = Counter()
+    by_header_type: Counter[int] = Counter()
+    buffer_types: Counter[int] = Counter()
+    pktmon_bytes = bytes.fromhex("d9804f4dbdc8734dbb5b19c90402c5ac")  # the PktMon GUID as stored on disk
+    first_ts: int | None = None
+    last_ts: int | None = None
+    clock = trace.clock
+    rstats = trace.stats.records
+    records = 0
+    for buf in trace.buffers():
+        rstats = trace.stats.records
+        buffer_types[buf.type] += 1
+        data = buf.data
+        spans = list(record_spans(data, buf.index, rstats))
+        records += len(spans)
+        for htype, off, size in spans:
+            by_header_type[htype] += 1
+            if htype in EVENT_HEADER_TYPES:
+                key = data[off + 0x18:off + 0x2B]
+                n = counts.get(key)
+                if n is None:
+                    counts[key] = 1
+                    samples[key] = Record(data, off, size, htype, buf.index, clock)
+                else:
+                    counts[key] = n + 1
+                if key[:16] == pktmon_bytes and not _U16(data, off + 4)[0] & FLAG_EXTENDED_INFO:
+                    event_id = key[16] | key[17] << 8
+                    if event_id == pktmon.EVENT_PACKET:
+                        tally.packet(memoryview(data)[off + 0x50:off + size], False)
+                        continue
+                    if event_id == pktmon.EVENT_DROP:
+                        tally.packet(memoryview(data)[off + 0x50:off + size], True,
+                                     clock.to_filetime(_I64(data, off + 0x10)[0]))
+                        continue
+                record = Record(data, off, size, htype, buf.index, clock)
+                decoder.learn(record)
+                if record.provider == _PKTMON_GUID:
+                    _pktmon_record(record, decoder, tally)
+            elif htype in KERNEL_STYLE:
+                kernel_counts[(data[off + 7], data[off + 6], _U16(data, off)[0] & 0xFF, htype)] += 1
+            else:  # classic MOF, WPP message and the rare timed/error/wnode records
+                rec = Record(data, off, size, htype, buf.index, clock)
+                ident = (rec.provider, rec.event_id, rec.version)
+                classic_counts[ident] += 1
+                samples.setdefault(ident, rec)
+        if spans:
+            ts = _timestamps(data, spans, clock)
+            if ts:
+                first_ts = ts[0] if first_ts is None else min(first_ts, ts[0])
+                last_ts = ts[1] if last_ts is None else max(last_ts, ts[1])
+        if progress is not None:
+            progress(buf.offset + buf.size, trace.file_size)
+    rstats.records = records
+    rstats.by_header_type = dict(by_header_type)
+    counts.update(classic_counts)
+    providers, decode_info = _providers(counts, samples, kernel_counts, decoder)
+    summary = TraceSummary(
+        path=str(trace.path),
+        header=_header_info(trace),
+        read=_read_info(trace, buffer_types, by_header_type, records, first_ts, last_ts),
+        decode=decode_info,
+        providers=providers,
+        pktmon=_pktmon_info(tally, decoder, trace.header.os_build, _PKTMON_GUID in {p.guid for p in providers}),
+    )
+    return Scan(summary, tally, decoder)
+
+
+def _timestamps(data: bytes, spans: list[tuple[int, int, int]], clock) -> tuple[int, int] | None:
+    """First and last FILETIME of a buffer, from its first and last timestamped records."""
+    stamps = []
+    for htype, off, _size in (spans[0], spans[-1]):
+        if htype in EVENT_HEADER_TYPES or htype in KERNEL_STYLE:
+            offset = 8 if htype in (0x10, 0x11) else 0x10
+            stamps.append(clock.to_filetime(_I64(data, off + offset)[0]))
+    return (min(stamps), max(stamps)) if stamps else None
+
+
+def _pktmon_record(record: Record, decoder: EventDecoder, tally: PktmonDigest) -> None:
+    event_id = record.event_id
+    if event_id in pktmon.PACKET_EVENTS:
+        tally.packet(record.payload, event_id == pktmon.EVENT_DROP, record.filetime)
+        return
+    if event_id == pktmon.EVENT_COMPONENT or event_id in pktmon.PROPERTY_EVENTS or event_id == pktmon.EVENT_DROP_COUNTERS:
+        decoded = decoder.decode(record)
+        if decoded is not None:
+            tally.rundown(event_id, decoded.fields)
+
+
+def _providers(counts, samples, kernel_counts, decoder: EventDecoder) -> tuple[list[ProviderInfo], DecodeInfo]:
+    by_provider: dict[str, list[EventCount]] = {}
+    layer_records: Counter[str] = Counter()
+    undecodable = []
+    undecodable_records = 0
+    for key, n in counts.items():
+        record = samples[key]
+        guid, event_id, version = record.provider, record.event_id, record.version
+        layer, name = decoder.layer_for(record)
+        by_provider.setdefault(guid, []).append(EventCount(event_id=event_id, version=version, count=n, name=name, decoder=layer))
+        if layer is None:
+            undecodable_records += n
+            undecodable.append({"provider": guid, "event_id": event_id, "version": version, "count": n})
+        else:
+            layer_records[layer] += n
+    for (group, opcode, version, _htype), n in kernel_counts.items():
+        guid = kernel_guid(group, opcode)
+        by_provider.setdefault(guid, []).append(EventCount(event_id=opcode, version=version, count=n, decoder="kernel-header"))
+        layer_records["kernel-header"] += n
+    providers = [
+        ProviderInfo(guid=guid, name=provider_name(guid), records=sum(e.count for e in events),
+                     events=sorted(_merge(events), key=lambda e: (e.event_id, e.version)))
+        for guid, events in by_provider.items()
+    ]
+    providers.sort(key=lambda p: (-p.records, p.guid))
+    info = DecodeInfo(
+        decodable_records=sum(layer_records.values()), undecodable_records=undecodable_records,
+        decode_errors=decoder.stats.errors, by_layer=dict(layer_records),
+        undecodable=sorted(undecodable, key=lambda u: -u["count"]),
+    )
+    return providers, info
+
+
+def _merge(events: list[EventCount]) -> list[EventCount]:
+    """Kernel events of one class can arrive under several header types: add their counts up."""
+    merged: dict[tuple[int, int], EventCount] = {}
+    for e in events:
+        seen = merged.get((e.event_id, e.version))
+        merged[(e.event_id, e.version)] = e if seen is None else seen.model_copy(update={"count": seen.count + e.count})
+    return list(merged.values())
+
+
+def _header_info(trace: Trace) -> TraceHeaderInfo:
+    h = trace.header
+    start, end = filetime_to_datetime(h.start_time), filetime_to_datetime(h.end_time)
+    return TraceHeaderInfo(
+        os_version=f"{h.os_major}.{h.os_minor}", os_build=h.os_build, cpu_count=h.cpu_count,
+        pointer_size=h.pointer_size, logger_name=h.logger_name, log_file_name=h.log_file_name,
+        log_file_mode=h.log_file_mode, modes=h.modes, circular=h.circular,
+        compressed_buffers=trace.stats.buffers.buffers_compressed > 0, clock=h.clock_name,
+        timer_resolution_100ns=h.timer_resolution, buffer_size=h.buffer_size, buffers_written=h.buffers_written,
+        events_lost=h.events_lost, buffers_lost=h.buffers_lost, start=start, end=end,
+        duration_seconds=(end - start).total_seconds() if start and end and end >= start else None,
+    )
+
+
+def _read_info(trace, buffer_types, by_header_type, records, first_ts, last_ts) -> ReadInfo:
+    b, r = trace.stats.buffers, trace.stats.records
+    return ReadInfo(
+        file_size=trace.file_size, buffers_read=b.buffers_read, buffers_compressed=b.buffers_compressed,
+        buffers_skipped=b.buffers_skipped, bytes_skipped=b.bytes_skipped, bytes_decompressed=b.bytes_decompressed,
+        buffers_flagged_events_lost=b.flagged_events_lost, buffers_flagged_buffer_lost=b.flagged_buffer_lost,
+        buffer_types={BUFFER_TYPES.get(t, str(t)): n for t, n in sorted(buffer_types.items())},
+        records=records,
+        records_by_header_type={HEADER_TYPE_NAMES.get(t, hex(t)): n for t, n in sorted(by_header_type.items())},
+        buffers_with_broken_records=r.corrupt_buffers, bytes_unparsed=r.bytes_unparsed, truncated=b.truncated,
+        first_event=filetime_to_datetime(first_ts) if first_ts else None,
+        last_event=filetime_to_datetime(last_ts) if last_ts else None,
+        warnings=trace.stats.warnings,
+    )
+
+
+def _pktmon_info(tally: PktmonDigest, decoder: EventDecoder, os_build: int, present: bool) -> PktmonInfo:
+    embedded = decoder.value_map(_PKTMON_GUID, "DropReason")
+    components = []
+    for comp_id, comp in sorted(tally.components.items()):
+        ctype = comp.get("type")
+        components.append(ComponentInfo(
+            id=comp_id, type=ctype, type_name=None if ctype is None else knowledge.component_type_name(ctype),
+            name=comp.get("name"), description=comp.get("description"), properties=comp["properties"],
+            packets=tally.by_component.get(comp_id, 0), drops=tally.drops_by_component.get(comp_id, 0),
+            drop_counters=comp.get("drop_counters"),
+        ))
+    known = {c.id for c in components}
+    for comp_id in sorted(set(tally.by_component) - known):  # packets from a component with no rundown
+        components.append(ComponentInfo(id=comp_id, type=None, type_name=None, name=None, description=None,
+                                        properties={}, packets=tally.by_component[comp_id],
+                                        drops=tally.drops_by_component.get(comp_id, 0)))
+    reasons = [
+        DropReasonCount(code=code, count=n, name=(embedded or {}).get(code) or knowledge.drop_reason_label(code, os_build))
+        for code, n in tally.drops_by_reason.most_common()
+    ]
+    return PktmonInfo(
+        present=present, components=components, packets=tally.packets, drops=tally.drops,
+        drops_by_reason=reasons, drops_by_component={str(k): v for k, v in tally.drops_by_component.most_common()},
+        malformed_packet_events=tally.malformed,
+        reason_names_from="trace EventMetadata" if embedded else "wnvdiag knowledge table",
+    )

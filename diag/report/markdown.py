@@ -1,0 +1,112 @@
+"""Render a ``RunReport`` as Markdown through ``reports/report.md.j2``.
+
+Autoescaping is off (this is Markdown, not HTML). Strings that come from the trace or the rules
+go through ``cell`` (table cells: pipes, backticks, angle brackets, line breaks) or ``text``
+(running text: backticks, angle brackets, line breaks) so they cannot break the layout.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from diag.report.model import RunReport
+from diag.resources import data_dir
+
+TEMPLATE = "report.md.j2"
+MAX_EVIDENCE_ROWS = 50
+
+__all__ = ["MAX_EVIDENCE_ROWS", "render_markdown"]
+
+
+def render_markdown(
+    run: RunReport,
+    *,
+    max_evidence_rows: int = MAX_EVIDENCE_ROWS,
+    template_dir: Path | None = None,
+) -> str:
+    """The Markdown report of ``run``: verdict, findings, rule errors, trace appendix."""
+    env = _environment(str(template_dir or data_dir("reports")))
+    template = env.get_template(TEMPLATE)
+    return template.render(run=run, max_evidence_rows=max_evidence_rows)
+
+
+@lru_cache(maxsize=4)
+def _environment(directory: str) -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(directory),
+        autoescape=False,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.filters.update(cell=cell, text=text, value=value, columns=columns, size=size, extract_from=extract_from)
+    env.globals.update(table_row=table_row, table_rule=table_rule)
+    return env
+
+
+def _plain(raw: Any) -> str:
+    return " ".join(str(raw).split())
+
+
+def text(raw: Any) -> str:
+    """A trace- or rule-derived string for running text: one line, no code spans, no HTML."""
+    return _plain(raw).replace("`", "\\`").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def cell(raw: Any) -> str:
+    """A value for a Markdown table cell."""
+    return text(value(raw)).replace("|", "\\|")
+
+
+def value(raw: Any) -> str:
+    """Display form of a value: ``–`` for missing, ``yes``/``no``, JSON for containers."""
+    if raw is None or raw == "":
+        return "–"
+    if isinstance(raw, bool):
+        return "yes" if raw else "no"
+    if isinstance(raw, datetime):
+        return raw.isoformat()
+    if isinstance(raw, (dict, list)):
+        return json.dumps(raw, ensure_ascii=False, default=str)
+    return str(raw)
+
+
+def table_row(values: Any) -> str:
+    """One Markdown table line; every value goes through ``cell``."""
+    return "| " + " | ".join(cell(v) for v in values) + " |"
+
+
+def table_rule(values: Any) -> str:
+    return "|" + "---|" * len(list(values))
+
+
+def extract_from(column: str, row: dict[str, Any]) -> Any:
+    return row.get(column)
+
+
+def columns(rows: list[dict[str, Any]]) -> list[str]:
+    """The union of the rows' keys, in first-seen order."""
+    seen: dict[str, None] = {}
+    for row in rows:
+        for key in row:
+            seen.setdefault(key, None)
+    return list(seen)
+
+
+def size(n: int | None) -> str:
+    """``1234567 bytes (1.2 MiB)``."""
+    if n is None:
+        return "–"
+    scaled, unit = float(n), "bytes"
+    for next_unit in ("KiB", "MiB", "GiB", "TiB"):
+        if scaled < 1024:
+            break
+        scaled, unit = scaled / 1024, next_unit
+    return f"{n} bytes" if unit == "bytes" else f"{n} bytes ({scaled:.1f} {unit})"

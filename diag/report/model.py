@@ -1,0 +1,123 @@
+"""``RunReport``: everything one run produced, as the store saves it and the reports render it.
+
+The CLI/API fills it (``RunReport.from_engine`` for the usual case); ``diag.store`` saves and loads
+it; ``diag.report.markdown`` renders it.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from diag import __version__
+from diag.facts.models import SEVERITIES, Finding, RuleError, Severity, TraceQuality, severity_rank
+
+if TYPE_CHECKING:
+    from diag.engine.runner import EngineResult
+
+Verdict = Literal["failed", "findings", "incomplete", "no_findings"]
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def new_run_id() -> str:
+    """Sortable and short: UTC start time plus 6 random hex digits."""
+    return f"{utc_now():%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class TraceInfo(_Frozen):
+    """The trace file and what the reader got out of it."""
+
+    path: str
+    sha256: str | None = None
+    size: int | None = None
+    format: str | None = None  # e.g. "pktmon", "netsh trace"
+    os_build: int | None = None
+    start_time: datetime | None = None
+    end_time: datetime | None = None
+    records_read: int = 0
+    records_decoded: int = 0
+    header: dict[str, Any] = {}  # other logfile-header values worth showing, name -> value
+
+
+class RunReport(_Frozen):
+    run_id: str = Field(default_factory=new_run_id)
+    started: datetime = Field(default_factory=utc_now)
+    finished: datetime | None = None
+    tool_version: str = __version__
+    arguments: dict[str, Any] = {}
+    trace: TraceInfo
+    quality: TraceQuality = TraceQuality()
+    min_severity: Severity = "info"
+    findings: list[Finding] = []
+    rule_errors: list[RuleError] = []
+    engine_errors: list[str] = []
+    rules_loaded: list[str] = []
+    rules_run: list[str] = []
+    facts_asserted: int = 0
+    facts_unmatched: int = 0
+    failure: str | None = None  # set when the analysis failed (AnalysisFailed): no conclusion
+
+    @classmethod
+    def from_engine(cls, result: "EngineResult", *, trace: TraceInfo, **fields: Any) -> "RunReport":
+        """A report of ``result``; ``fields`` sets the rest (quality, arguments, min_severity, …)."""
+        return cls(
+            trace=trace,
+            findings=result.findings,
+            rule_errors=result.rule_errors,
+            engine_errors=result.engine_errors,
+            rules_loaded=result.rules_loaded,
+            rules_run=result.rules_run,
+            facts_asserted=result.facts_asserted,
+            facts_unmatched=result.facts_unmatched,
+            **fields,
+        )
+
+    @property
+    def complete(self) -> bool:
+        """Rules were loaded, every one ran to completion, and the engine reported no error."""
+        return (
+            self.failure is None
+            and not self.rule_errors
+            and not self.engine_errors
+            and bool(self.rules_loaded)
+            and set(self.rules_run) == set(self.rules_loaded)
+        )
+
+    @property
+    def shown_findings(self) -> list[Finding]:
+        """Findings at or above ``min_severity``, most severe first (stable within a severity)."""
+        floor = severity_rank(self.min_severity)
+        shown = [f for f in self.findings if severity_rank(f.severity) >= floor]
+        return sorted(shown, key=lambda f: -severity_rank(f.severity))
+
+    @property
+    def hidden_findings(self) -> int:
+        return len(self.findings) - len(self.shown_findings)
+
+    @property
+    def severity_counts(self) -> dict[str, int]:
+        """Shown findings per severity, most severe first, zero counts left out."""
+        counts = {s: 0 for s in reversed(SEVERITIES)}
+        for f in self.shown_findings:
+            counts[f.severity] += 1
+        return {s: n for s, n in counts.items() if n}
+
+    @property
+    def verdict(self) -> Verdict:
+        if self.failure is not None:
+            return "failed"
+        if self.shown_findings:
+            return "findings"
+        if not self.complete:
+            return "incomplete"
+        return "no_findings"

@@ -1,0 +1,100 @@
+"""``inspect`` against independent sources.
+
+Real samples: packet and drop counts and the drop-reason breakdown are recomputed by reading the
+records with dissect.etl and decoding them with etl-parser's generated PktMon layout (neither is
+on our runtime path). The demo trace: the scenario's ground truth.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import uuid
+from pathlib import Path
+
+import pytest
+
+from samples import sample_params
+from diag import knowledge
+from diag.inspect import inspect_trace
+
+DEMO = Path(__file__).resolve().parent / "data" / "pktmon-drops.etl"
+TRUTH = json.loads((DEMO.parent / "pktmon-drops.truth.json").read_text())
+PKTMON = "4d4f80d9-c8bd-4d73-bb5b-19c90402c5ac"
+
+
+def independent_pktmon_counts(path: Path):
+    dissect_etl = pytest.importorskip("dissect.etl.etl")
+    from dissect.etl.headers.event import EventHeader
+    from etl.parsers.etw.Microsoft_Windows_PktMon import Microsoft_Windows_PktMon_160_0 as P160
+    from etl.parsers.etw.Microsoft_Windows_PktMon import Microsoft_Windows_PktMon_170_0 as P170
+
+    packets = drops = 0
+    by_reason: collections.Counter[int] = collections.Counter()
+    by_component: collections.Counter[int] = collections.Counter()
+    with open(path, "rb") as fh:
+        for rec in dissect_etl.ETL(fh):
+            h = rec.header
+            if not isinstance(h, EventHeader) or str(uuid.UUID(bytes_le=h.provider_id.bytes)) != PKTMON:
+                continue
+            event_id = h.descriptor.id
+            if event_id not in (160, 170):
+                continue
+            fields = (P170 if event_id == 170 else P160).pattern.parse(bytes(h.payload))
+            packets += 1
+            if event_id == 170:
+                drops += 1
+                by_reason[fields.DropReason] += 1
+                by_component[fields.ComponentId] += 1
+    return packets, drops, by_reason, by_component
+
+
+@pytest.mark.parametrize("path", sample_params())
+def test_pktmon_counts_match_an_independent_decode(path):
+    summary = inspect_trace(path)
+    packets, drops, by_reason, by_component = independent_pktmon_counts(path)
+    p = summary.pktmon
+    assert p.packets == packets
+    assert p.drops == drops
+    assert {r.code: r.count for r in p.drops_by_reason} == dict(by_reason)
+    assert {int(k): v for k, v in p.drops_by_component.items()} == dict(by_component)
+    assert p.malformed_packet_events == 0
+
+
+@pytest.mark.parametrize("path", sample_params())
+def test_record_and_provider_totals_are_consistent(path):
+    summary = inspect_trace(path)
+    assert sum(p.records for p in summary.providers) == summary.read.records
+    d = summary.decode
+    assert d.decodable_records + d.undecodable_records == summary.read.records
+
+
+def test_demo_trace_against_its_ground_truth():
+    s = inspect_trace(DEMO)
+    assert s.read.records == TRUTH["record_count"]
+    assert s.header.os_build == TRUTH["os_build"]
+    assert s.header.cpu_count == TRUTH["cpu_count"]
+    assert s.pktmon.packets == TRUTH["packet_event_count"]
+    assert s.pktmon.drops == TRUTH["drop_count"]
+    expected_reasons = collections.Counter()
+    for d in TRUTH["drops"]:
+        expected_reasons[d["reason"]] += d["count"]
+    assert {r.code: r.count for r in s.pktmon.drops_by_reason} == dict(expected_reasons)
+    assert {r.code: r.name for r in s.pktmon.drops_by_reason} == {
+        code: knowledge.drop_reason_label(code, TRUTH["os_build"]) for code in expected_reasons}
+    truth_components = {c["id"]: c for c in TRUTH["components"]}
+    ours = {c.id: c for c in s.pktmon.components}
+    assert set(ours) == set(truth_components)
+    for comp_id, comp in truth_components.items():
+        assert ours[comp_id].name == comp["name"]
+        assert ours[comp_id].type == comp["type"]
+    pktmon = next(p for p in s.providers if p.guid == PKTMON)
+    assert {e.event_id: e.count for e in pktmon.events} == {int(k): v for k, v in TRUTH["events_by_id"].items()}
+    assert all(e.decoder == "fast" for e in pktmon.events)
+
+
+def test_inspect_json_is_stable_and_documented(tmp_path):
+    s = inspect_trace(DEMO)
+    doc = json.loads(s.model_dump_json(by_alias=True))
+    assert doc["schema"] == "wnvdiag.inspect/1"
+    assert set(doc) == {"schema", "path", "header", "read", "decode", "providers", "pktmon"}
