@@ -59,14 +59,14 @@ def render_inspect_text(s: TraceSummary) -> str:
         + (", compressed" if h.compressed_buffers else ""),
         "",
         f"Read        {r.records} records in {r.buffers_read} buffers "
-        f"({r.bytes_decompressed / 1e6:.1f} MB decompressed from {r.file_size / 1e6:.1f} MB)",
+        f"({_size(r.bytes_decompressed)} decompressed from a {_size(r.file_size)} file)",
         f"Lost        {h.events_lost} events, {h.buffers_lost} buffers (header); "
         f"{r.buffers_flagged_events_lost} buffers flagged events-lost",
         f"Skipped     {r.buffers_skipped} buffers ({r.bytes_skipped} bytes), "
         f"{r.buffers_with_broken_records} buffers with unreadable records ({r.bytes_unparsed} bytes)",
-        f"Decoded     {d.decodable_records} records decodable "
+        f"Decoded     {d.decodable_records} records ("
         + ", ".join(f"{k} {v}" for k, v in sorted(d.by_layer.items()))
-        + f"; {d.undecodable_records} not decodable; {d.decode_errors} decode errors",
+        + f"); {d.undecodable_records} with no layout (kept raw); {d.decode_errors} did not fit their layout",
     ]
     lines += [f"WARNING     {w}" for w in r.warnings]
     lines += ["", "Providers"]
@@ -74,7 +74,9 @@ def render_inspect_text(s: TraceSummary) -> str:
         lines.append(f"  {prov.records:>9}  {prov.name or '(unknown)'}  {{{prov.guid}}}")
         for e in prov.events:
             label = f" {e.name}" if e.name else ""
-            how = e.decoder or "NOT DECODABLE"
+            how = e.decoder or "no layout: kept raw"
+            if e.failed:
+                how += f"; {e.failed} did not fit: {e.first_error}"
             lines.append(f"  {e.count:>9}    id {e.event_id} v{e.version}{label} [{how}]")
     if p.present:
         lines += ["", f"PktMon      {p.packets} packet events, {p.drops} drops, {len(p.components)} components"]
@@ -90,6 +92,13 @@ def render_inspect_text(s: TraceSummary) -> str:
             for reason in p.drops_by_reason:
                 lines.append(f"  {reason.count:>9}  {reason.code:>5}  {reason.name}")
     return "\n".join(lines)
+
+
+def _size(n: int) -> str:
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{n} bytes"
 
 
 def _when(value) -> str:

@@ -8,6 +8,7 @@ worked out once per distinct event. PktMon packet and drop events are decoded in
 from __future__ import annotations
 
 import struct
+import uuid
 from collections import Counter
 from datetime import datetime
 from pathlib import Path
@@ -16,19 +17,20 @@ from typing import Callable, NamedTuple
 from pydantic import BaseModel, ConfigDict, Field
 
 from diag import knowledge
-from diag.decode import EventDecoder
+from diag.decode import LAYER_FAST, DecodeStats, EventDecoder, catalogue
 from diag.decode import pktmon
 from diag.facts.pktmon import PktmonDigest
 from diag.read import Trace
 from diag.read.buffers import BUFFER_TYPES
 from diag.read.clock import filetime_to_datetime
-from diag.read.guids import kernel_guid, provider_name
+from diag.read.guids import provider_name
 from diag.read.records import (
     EVENT_HEADER_TYPES, FLAG_EXTENDED_INFO, HEADER_TYPE_NAMES, KERNEL_STYLE, Record, record_spans,
 )
 
 SCHEMA = "wnvdiag.inspect/1"
 _PKTMON_GUID = pktmon.PROVIDER
+_PKTMON_ON_DISK = uuid.UUID(_PKTMON_GUID).bytes_le
 _U16 = struct.Struct("<H").unpack_from
 _I64 = struct.Struct("<q").unpack_from
 
@@ -84,7 +86,10 @@ class EventCount(_Model):
     version: int
     count: int
     name: str | None = None
-    decoder: str | None = Field(None, description="the layer that decodes it: fast, trace-schema, tracelogging, catalogue; null if none")
+    decoder: str | None = Field(None, description="the layer that decoded it: reader, fast, trace-schema, tracelogging, catalogue; null if none")
+    decoded: int = 0
+    failed: int = Field(0, description="events whose payload did not fit the layout")
+    first_error: str | None = None
 
 
 class ProviderInfo(_Model):
@@ -95,9 +100,9 @@ class ProviderInfo(_Model):
 
 
 class DecodeInfo(_Model):
-    decodable_records: int
-    undecodable_records: int
-    decode_errors: int
+    decodable_records: int = Field(description="records whose payload was decoded")
+    undecodable_records: int = Field(description="records no layer has a layout for (kept raw, counted)")
+    decode_errors: int = Field(description="records with a layout whose payload did not fit it")
     by_layer: dict[str, int]
     undecodable: list[dict]
 
@@ -162,54 +167,44 @@ def scan_trace(path: str | Path, progress: Callable[[int, int], None] | None = N
 def _scan(trace: Trace, progress: Callable[[int, int], None] | None) -> Scan:
     decoder = EventDecoder(trace.header)
     tally = PktmonDigest()
-    counts: dict[bytes | tuple[str, int, int], int] = {}
-    samples: dict[bytes, Record] = {}
-    kernel_counts: Counter[tuple[int, int, int, int]] = Counter()
-    classic_counts: Counter[tuple[str, int, int]] = Counter()
     by_header_type: Counter[int] = Counter()
     buffer_types: Counter[int] = Counter()
-    pktmon_bytes = bytes.fromhex("d9804f4dbdc8734dbb5b19c90402c5ac")  # the PktMon GUID as stored on disk
+    packets_ok: Counter[int] = Counter()  # pktmon packet events read on the hot path, by event id
+    packets_bad: Counter[int] = Counter()
     first_ts: int | None = None
     last_ts: int | None = None
     clock = trace.clock
-    rstats = trace.stats.records
     records = 0
     for buf in trace.buffers():
-        rstats = trace.stats.records
         buffer_types[buf.type] += 1
         data = buf.data
-        spans = list(record_spans(data, buf.index, rstats))
+        spans = list(record_spans(data, buf.index, trace.stats.records))
         records += len(spans)
         for htype, off, size in spans:
             by_header_type[htype] += 1
-            if htype in EVENT_HEADER_TYPES:
-                key = data[off + 0x18:off + 0x2B]
-                n = counts.get(key)
-                if n is None:
-                    counts[key] = 1
-                    samples[key] = Record(data, off, size, htype, buf.index, clock)
+            if (htype in EVENT_HEADER_TYPES and data[off + 0x18:off + 0x28] == _PKTMON_ON_DISK
+                    and not _U16(data, off + 4)[0] & FLAG_EXTENDED_INFO):
+                event_id = _U16(data, off + 0x28)[0]
+                if event_id == pktmon.EVENT_PACKET:
+                    ok = tally.passed(data, off + 0x50, off + size)
+                elif event_id == pktmon.EVENT_DROP:
+                    ok = tally.packet(memoryview(data)[off + 0x50:off + size], True,
+                                      clock.to_filetime(_I64(data, off + 0x10)[0]))
                 else:
-                    counts[key] = n + 1
-                if key[:16] == pktmon_bytes and not _U16(data, off + 4)[0] & FLAG_EXTENDED_INFO:
-                    event_id = key[16] | key[17] << 8
-                    if event_id == pktmon.EVENT_PACKET:
-                        tally.packet(memoryview(data)[off + 0x50:off + size], False)
-                        continue
-                    if event_id == pktmon.EVENT_DROP:
-                        tally.packet(memoryview(data)[off + 0x50:off + size], True,
-                                     clock.to_filetime(_I64(data, off + 0x10)[0]))
-                        continue
-                record = Record(data, off, size, htype, buf.index, clock)
-                decoder.learn(record)
-                if record.provider == _PKTMON_GUID:
-                    _pktmon_record(record, decoder, tally)
-            elif htype in KERNEL_STYLE:
-                kernel_counts[(data[off + 7], data[off + 6], _U16(data, off)[0] & 0xFF, htype)] += 1
-            else:  # classic MOF, WPP message and the rare timed/error/wnode records
-                rec = Record(data, off, size, htype, buf.index, clock)
-                ident = (rec.provider, rec.event_id, rec.version)
-                classic_counts[ident] += 1
-                samples.setdefault(ident, rec)
+                    ok = None
+                if ok is not None:
+                    (packets_ok if ok else packets_bad)[event_id] += 1
+                    continue
+            record = Record(data, off, size, htype, buf.index, clock)
+            decoder.learn(record)
+            if record.provider == _PKTMON_GUID and record.event_id in pktmon.PACKET_EVENTS and record.version == 0:
+                # packet events that carry extended data items: same digest, slower path
+                ok = tally.packet(record.payload, record.event_id == pktmon.EVENT_DROP, record.filetime)
+                (packets_ok if ok else packets_bad)[record.event_id] += 1
+                continue
+            decoded = decoder.decode(record)
+            if decoded is not None and decoded.provider == _PKTMON_GUID:
+                tally.rundown(decoded.event_id, decoded.fields)
         if spans:
             ts = _timestamps(data, spans, clock)
             if ts:
@@ -217,10 +212,12 @@ def _scan(trace: Trace, progress: Callable[[int, int], None] | None) -> Scan:
                 last_ts = ts[1] if last_ts is None else max(last_ts, ts[1])
         if progress is not None:
             progress(buf.offset + buf.size, trace.file_size)
-    rstats.records = records
-    rstats.by_header_type = dict(by_header_type)
-    counts.update(classic_counts)
-    providers, decode_info = _providers(counts, samples, kernel_counts, decoder)
+    for event_id, n in packets_ok.items():
+        decoder.count_decoded((_PKTMON_GUID, event_id, 0), LAYER_FAST, pktmon.EVENT_NAMES[event_id], n)
+    for event_id, n in packets_bad.items():
+        decoder.count_failed((_PKTMON_GUID, event_id, 0), "packet event shorter than its header or logged size", n)
+    trace.stats.records.records = records
+    providers, decode_info = _providers(decoder.finish())
     summary = TraceSummary(
         path=str(trace.path),
         header=_header_info(trace),
@@ -242,57 +239,34 @@ def _timestamps(data: bytes, spans: list[tuple[int, int, int]], clock) -> tuple[
     return (min(stamps), max(stamps)) if stamps else None
 
 
-def _pktmon_record(record: Record, decoder: EventDecoder, tally: PktmonDigest) -> None:
-    event_id = record.event_id
-    if event_id in pktmon.PACKET_EVENTS:
-        tally.packet(record.payload, event_id == pktmon.EVENT_DROP, record.filetime)
-        return
-    if event_id == pktmon.EVENT_COMPONENT or event_id in pktmon.PROPERTY_EVENTS or event_id == pktmon.EVENT_DROP_COUNTERS:
-        decoded = decoder.decode(record)
-        if decoded is not None:
-            tally.rundown(event_id, decoded.fields)
-
-
-def _providers(counts, samples, kernel_counts, decoder: EventDecoder) -> tuple[list[ProviderInfo], DecodeInfo]:
+def _providers(stats: DecodeStats) -> tuple[list[ProviderInfo], DecodeInfo]:
+    """Providers and their events with the layer that decoded them, from the decoder's outcomes."""
     by_provider: dict[str, list[EventCount]] = {}
     layer_records: Counter[str] = Counter()
     undecodable = []
-    undecodable_records = 0
-    for key, n in counts.items():
-        record = samples[key]
-        guid, event_id, version = record.provider, record.event_id, record.version
-        layer, name = decoder.layer_for(record)
-        by_provider.setdefault(guid, []).append(EventCount(event_id=event_id, version=version, count=n, name=name, decoder=layer))
-        if layer is None:
-            undecodable_records += n
-            undecodable.append({"provider": guid, "event_id": event_id, "version": version, "count": n})
-        else:
-            layer_records[layer] += n
-    for (group, opcode, version, _htype), n in kernel_counts.items():
-        guid = kernel_guid(group, opcode)
-        by_provider.setdefault(guid, []).append(EventCount(event_id=opcode, version=version, count=n, decoder="kernel-header"))
-        layer_records["kernel-header"] += n
+    for (guid, event_id, version), o in stats.outcomes.items():
+        count = o.decoded + o.failed + o.no_layout
+        by_provider.setdefault(guid, []).append(EventCount(
+            event_id=event_id, version=version, count=count, name=o.name, decoder=o.layer,
+            decoded=o.decoded, failed=o.failed, first_error=o.first_error))
+        if o.decoded:
+            layer_records[o.layer or "?"] += o.decoded
+        if o.failed or o.no_layout:
+            undecodable.append({"provider": guid, "event_id": event_id, "version": version,
+                                "no_layout": o.no_layout, "failed": o.failed, "first_error": o.first_error})
     providers = [
-        ProviderInfo(guid=guid, name=provider_name(guid), records=sum(e.count for e in events),
-                     events=sorted(_merge(events), key=lambda e: (e.event_id, e.version)))
+        ProviderInfo(guid=guid, name=provider_name(guid) or catalogue.provider_name(guid),
+                     records=sum(e.count for e in events),
+                     events=sorted(events, key=lambda e: (e.event_id, e.version)))
         for guid, events in by_provider.items()
     ]
     providers.sort(key=lambda p: (-p.records, p.guid))
     info = DecodeInfo(
-        decodable_records=sum(layer_records.values()), undecodable_records=undecodable_records,
-        decode_errors=decoder.stats.errors, by_layer=dict(layer_records),
-        undecodable=sorted(undecodable, key=lambda u: -u["count"]),
+        decodable_records=sum(layer_records.values()), undecodable_records=stats.undecodable,
+        decode_errors=stats.errors, by_layer=dict(layer_records),
+        undecodable=sorted(undecodable, key=lambda u: -(u["no_layout"] + u["failed"])),
     )
     return providers, info
-
-
-def _merge(events: list[EventCount]) -> list[EventCount]:
-    """Kernel events of one class can arrive under several header types: add their counts up."""
-    merged: dict[tuple[int, int], EventCount] = {}
-    for e in events:
-        seen = merged.get((e.event_id, e.version))
-        merged[(e.event_id, e.version)] = e if seen is None else seen.model_copy(update={"count": seen.count + e.count})
-    return list(merged.values())
 
 
 def _header_info(trace: Trace) -> TraceHeaderInfo:

@@ -151,7 +151,15 @@ def _load(path: Path) -> PktmonKnowledge:
 
 def load_pktmon_knowledge(path: str | Path | None = None) -> PktmonKnowledge:
     """Load (once) and return the pktmon tables; ``path`` defaults to the shipped file."""
-    return _load(Path(path) if path is not None else data_dir("knowledge") / PKTMON_FILE)
+    if path is None:
+        return _shipped()
+    return _load(Path(path))
+
+
+@lru_cache(maxsize=1)
+def _shipped() -> PktmonKnowledge:
+    # Looked up in hot loops: resolve the shipped file's location once, not per call.
+    return _load(data_dir("knowledge") / PKTMON_FILE)
 
 
 def is_legacy_build(os_build: int | None) -> bool:

@@ -66,7 +66,7 @@ def test_record_and_provider_totals_are_consistent(path):
     summary = inspect_trace(path)
     assert sum(p.records for p in summary.providers) == summary.read.records
     d = summary.decode
-    assert d.decodable_records + d.undecodable_records == summary.read.records
+    assert d.decodable_records + d.undecodable_records + d.decode_errors == summary.read.records
 
 
 def test_demo_trace_against_its_ground_truth():

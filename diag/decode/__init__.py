@@ -17,10 +17,13 @@ from typing import Any
 from diag.decode import catalogue, eventmetadata, ndiscap, pktmon, tracelogging
 from diag.decode.wire import WireError
 from diag.read.logfile import LogfileHeader
-from diag.read.records import EXT_EVENT_SCHEMA_TL, EXT_PROV_TRAITS, Record
+from diag.read.records import EXT_EVENT_SCHEMA_TL, KERNEL_STYLE, Record
 
 FAST_PROVIDERS = {pktmon.PROVIDER: pktmon, ndiscap.PROVIDER: ndiscap}
 LAYER_FAST, LAYER_TRACE_SCHEMA, LAYER_TRACELOGGING, LAYER_CATALOGUE = "fast", "trace-schema", "tracelogging", "catalogue"
+LAYER_READER = "reader"  # the logfile header, which the reader itself decodes
+EVENT_TRACE_CLASS = "68fdd900-4a3e-11d1-84f4-0000f80464e3"
+_EVENTMETADATA_NAMES = {32: "EventInfo", 33: "MapInfo"}
 
 
 @dataclass(slots=True)
@@ -34,27 +37,63 @@ class Decoded:
     layer: str
 
 
+class DecodeFailed(ValueError):
+    """A layout exists for the event but its payload does not fit it."""
+
+
+@dataclass(slots=True)
+class Outcome:
+    """How the events of one (provider, event id, version) fared."""
+
+    decoded: int = 0
+    failed: int = 0
+    no_layout: int = 0
+    layer: str | None = None
+    name: str | None = None
+    first_error: str | None = None
+
+
 @dataclass(slots=True)
 class DecodeStats:
-    decoded: Counter = field(default_factory=Counter)  # by layer
-    undecodable: Counter = field(default_factory=Counter)  # by (provider, event id, version)
-    errors: int = 0
-    error_samples: list[str] = field(default_factory=list)
+    outcomes: dict[tuple[str, int, int], Outcome] = field(default_factory=dict)
 
-    def failed(self, key: tuple[str, int, int], message: str) -> None:
-        self.errors += 1
-        self.undecodable[key] += 1
-        if len(self.error_samples) < 20:
-            self.error_samples.append(message)
+    def outcome(self, key: tuple[str, int, int]) -> Outcome:
+        out = self.outcomes.get(key)
+        if out is None:
+            out = self.outcomes[key] = Outcome()
+        return out
+
+    @property
+    def errors(self) -> int:
+        return sum(o.failed for o in self.outcomes.values())
+
+    @property
+    def undecodable(self) -> int:
+        return sum(o.no_layout for o in self.outcomes.values())
+
+    @property
+    def decoded_by_layer(self) -> Counter:
+        out: Counter = Counter()
+        for o in self.outcomes.values():
+            if o.decoded:
+                out[o.layer] += o.decoded
+        return out
 
 
 class EventDecoder:
-    """Decodes the records of one trace; learns the schemas the trace embeds as it goes."""
+    """Decodes the records of one trace and keeps count of how every kind of event fared.
+
+    Schemas the trace embeds (EventMetadata records) can come after the events they describe, since
+    buffers are written per CPU. An event seen before its schema is counted as "no layout" until
+    ``finish()``; then, if the schema did arrive, the first such event (kept as a copy) is decoded to
+    check the schema, and the rest are counted with it.
+    """
 
     def __init__(self, header: LogfileHeader | None = None) -> None:
         self.header = header
         self.schemas = eventmetadata.SchemaRegistry()
         self.stats = DecodeStats()
+        self._early: dict[tuple[str, int, int], Record] = {}
 
     def learn(self, record: Record) -> None:
         """Feed every record through here first: EventMetadata records teach later decodes."""
@@ -62,8 +101,12 @@ class EventDecoder:
             self.schemas.add(record)
 
     def layer_for(self, record: Record) -> tuple[str | None, str | None]:
-        """Which layer can decode events like this one, and their name; (None, None) if none."""
+        """Which layer would decode events like this one, and their name; (None, None) if none."""
         provider, event_id, version = record.provider, record.event_id, record.version
+        if provider == eventmetadata.PROVIDER:
+            return LAYER_TRACE_SCHEMA, _EVENTMETADATA_NAMES.get(event_id)
+        if provider == EVENT_TRACE_CLASS and event_id == 0 and record.header_type in KERNEL_STYLE:
+            return LAYER_READER, "Header"
         module = FAST_PROVIDERS.get(provider)
         if module is not None and version == 0 and event_id in module.EVENT_NAMES:
             return LAYER_FAST, module.EVENT_NAMES[event_id]
@@ -72,26 +115,68 @@ class EventDecoder:
             return LAYER_TRACE_SCHEMA, schema.name
         if record.is_event_header and _has_tracelogging_schema(record):
             return LAYER_TRACELOGGING, tracelogging.event_name(record)
-        layout = catalogue.lookup(provider, event_id, version)
+        layout = catalogue.lookup(provider, event_id, version) if record.is_event_header else None
         if layout is not None:
             return LAYER_CATALOGUE, layout.name
         return None, None
 
     def decode(self, record: Record) -> Decoded | None:
-        provider, event_id, version = record.provider, record.event_id, record.version
-        key = (provider, event_id, version)
+        """Decode one record; None when no layer has a layout for it or its payload does not fit."""
+        key = (record.provider, record.event_id, record.version)
+        outcome = self.stats.outcome(key)
         try:
-            decoded = self._decode(record, provider, event_id, version)
+            decoded = self._decode(record, *key)
         except (WireError, ValueError) as exc:
-            self.stats.failed(key, f"{provider} event {event_id} v{version}: {exc}")
+            outcome.failed += 1
+            if outcome.first_error is None:
+                outcome.first_error = str(exc)
             return None
         if decoded is None:
-            self.stats.undecodable[key] += 1
-        else:
-            self.stats.decoded[decoded.layer] += 1
+            outcome.no_layout += 1
+            if key not in self._early:
+                self._early[key] = record.detached()
+            return None
+        outcome.decoded += 1
+        outcome.layer, outcome.name = decoded.layer, decoded.event_name
         return decoded
 
+    def count_decoded(self, key: tuple[str, int, int], layer: str, name: str | None, n: int = 1) -> None:
+        """Count events that a caller decoded on its own hot path (pktmon packets)."""
+        outcome = self.stats.outcome(key)
+        outcome.decoded += n
+        outcome.layer, outcome.name = layer, name
+
+    def count_failed(self, key: tuple[str, int, int], message: str, n: int = 1) -> None:
+        outcome = self.stats.outcome(key)
+        outcome.failed += n
+        if outcome.first_error is None:
+            outcome.first_error = message
+
+    def finish(self) -> DecodeStats:
+        """Settle events that were seen before the schema describing them; call after the last record."""
+        for key, record in self._early.items():
+            outcome = self.stats.outcomes[key]
+            if not outcome.no_layout or self.layer_for(record)[0] is None:
+                continue
+            pending, outcome.no_layout = outcome.no_layout, 0
+            try:
+                decoded = self._decode(record, *key)
+            except (WireError, ValueError) as exc:
+                decoded, outcome.first_error = None, outcome.first_error or str(exc)
+            if decoded is None:
+                outcome.failed += pending
+            else:
+                outcome.decoded += pending
+                outcome.layer, outcome.name = decoded.layer, decoded.event_name
+        self._early.clear()
+        return self.stats
+
     def _decode(self, record: Record, provider: str, event_id: int, version: int) -> Decoded | None:
+        if provider == eventmetadata.PROVIDER:
+            return Decoded(provider, "EventMetadata", event_id, version, _EVENTMETADATA_NAMES.get(event_id),
+                           {"payload_bytes": len(record.payload)}, LAYER_TRACE_SCHEMA)
+        if provider == EVENT_TRACE_CLASS and event_id == 0 and record.header_type in KERNEL_STYLE:
+            return Decoded(provider, "EventTrace", event_id, version, "Header", {}, LAYER_READER)
         module = FAST_PROVIDERS.get(provider)
         if module is pktmon:
             fields = pktmon.decode(event_id, version, record.payload)
@@ -108,18 +193,25 @@ class EventDecoder:
         if record.is_event_header and _has_tracelogging_schema(record):
             name, fields, provider_name = tracelogging.decode_record(record)
             return Decoded(provider, provider_name, event_id, version, name, fields, LAYER_TRACELOGGING)
-        result = catalogue.decode(record)
-        if result is not None:
+        if not record.is_event_header:
+            return None  # the catalogue is keyed by manifest event ids, which classic records lack
+        result = catalogue.try_decode(record)
+        if isinstance(result, catalogue.CatalogueResult):
             return Decoded(provider, result.provider_name, event_id, version, result.name, result.fields, LAYER_CATALOGUE)
-        return None
+        if result.kind in _CATALOGUE_NO_LAYOUT:
+            return None
+        raise DecodeFailed(f"catalogue: {result.reason}")
 
     def value_map(self, provider: str, map_name: str) -> dict[int, str] | None:
         """A value map (e.g. pktmon's drop reason names) that the trace itself carries, if any."""
         return self.schemas.value_map(provider, map_name)
 
 
+_CATALOGUE_NO_LAYOUT = frozenset({catalogue.NO_PROVIDER, catalogue.NO_EVENT, catalogue.NO_VERSION, catalogue.NOT_MANIFEST})
+
+
 def _has_tracelogging_schema(record: Record) -> bool:
     return any(ext_type == EXT_EVENT_SCHEMA_TL for ext_type, _ in record.extended_items())
 
 
-__all__ = ["Decoded", "DecodeStats", "EventDecoder", "EXT_PROV_TRAITS"]
+__all__ = ["Decoded", "DecodeStats", "EventDecoder"]

@@ -40,17 +40,18 @@ Version policy: exact version only, and the payload must be consumed exactly
     version has no layout is undecodable ("no layout for version"), even when a lower one exists.
     Measured on etl-parser's own catalogue (``Catalogue.version_prefix_survey()``): of the 713
     adjacent version pairs (555 events with more than one version), the lower layout is a leading
-    prefix of the higher (same names and types, fields only appended) in 498 (109 identical, 389
-    appended); in 215 (30%) fields were inserted, retyped or removed in the middle, and a
-    lower-version decode would shift every later field. ``bytes_left`` cannot tell the cases
-    apart: appended fields and a reordering both leave bytes over. In the sample traces no record
-    ever needed a fallback. Wrong decodes are worse than none: there is no fallback.
+    prefix of the higher (same names and types, fields only appended) in 476 (99 identical, 377
+    appended); in the other 237 (33%) the field list changes before its end, and in 202 of those
+    (28% of all pairs) the types or their order change, so a lower-version decode would misread
+    every later field. ``bytes_left`` cannot tell the cases apart: appended fields and a reordering
+    both leave bytes over. No record in the sample traces ever needed a fallback (no "no layout
+    for version" at all). Wrong decodes are worse than none: there is no fallback.
 
     The same reasoning applies to exact versions, because the layouts have bugs (below): a layout
     that leaves payload bytes unread is not trusted, and the event is undecodable ("layout leaves
-    payload bytes unread"). On the samples, every such case was a real layout error (a pointer
-    declared 32-bit, dropped address fields, arrays read as one element, a wrong pktmon filter
-    layout), never padding. ``bytes_left`` is therefore 0 in every result unless a caller builds
+    payload bytes unread"). On the samples, every such case was a real layout error (4 bytes
+    more than Kernel-Network declares, dropped address fields, arrays read as one element, a wrong
+    pktmon filter layout), never padding. ``bytes_left`` is therefore 0 in every result unless a caller builds
     ``Catalogue(allow_trailing=True)``.
 
 Pointer size
@@ -62,21 +63,25 @@ Pointer size
     ``Int64ul`` (then the payload size alone decides; with strings after it, a wrong reading can
     come out exactly by chance, which was seen on a .NET runtime trace). Otherwise: undecodable.
 
-Known etl-parser 1.0.1 layout bugs (from comparing all 35,971 layouts with dissect.etl's bundled
-manifests where both exist, and from the sample traces)
-    - ``win:Boolean`` (4 bytes) is declared ``Int8ul``: 1,615 layouts; every later field shifts.
+Known etl-parser 1.0.1 layout bugs (from comparing its 35,971 layouts with dissect.etl's bundled
+manifests for the 676 providers that have one, and from the sample traces)
+    - ``win:Boolean`` (a 4-byte BOOL) is declared ``Int8ul``: at least 1,615 layouts; every later
+      field shifts by 3 bytes (dissect's manifest compiler has the same bug; no sample has one).
     - ``win:Binary`` without a ``length`` attribute is silently dropped: 160 layouts, e.g.
       Kernel-Network IPv6 events 26-34, 58, 59 lose ``daddr``/``saddr``.
-    - ``count=`` arrays are read as a single element: 242 layouts (e.g. .NET stack events).
-    - strings with a ``length`` attribute become ``Bytes(length)``: raw bytes, and for UTF-16 only
-      half the string if the length counts characters: 726 layouts (returned as hex here).
+    - ``count=`` arrays are read as a single element: 242 layouts (e.g. .NET stack event 82).
+    - strings with a ``length`` attribute become ``Bytes(length)``: raw bytes (hex here), and only
+      half of a UTF-16 string if the length counts characters: 726 layouts.
     - ``Double`` is construct's big-endian ``Float64b``: 179 layouts (read little-endian here).
     - ``Bytes(lambda this: this.__binLength)`` is name-mangled inside the class body and raises
       AttributeError in construct: 782 layouts (resolved here to the ``__binLength`` field).
-    - stale manifests: Kernel-Network's ``connid`` is declared UInt32 but is pointer-sized on the
-      traces seen (8 bytes on x64), so all its events leave 4 bytes (undecodable here).
-    The consumption check catches the first three and the stale ones in practice; a shifted
-    decode that happens to end exactly on the payload end would not be caught.
+    - ``win:Pointer`` as ``Int64ul`` (above): 5,321 layouts are 64-bit only.
+    - stale schemas: Kernel-Network's ``connid`` is declared UInt32 (by dissect's manifest too), yet
+      every event of the Tx sample carries 4 bytes more than declared, consistent with a
+      pointer-sized ``connid`` as in the kernel's MOF TcpIp classes.
+    The consumption check caught every instance seen in the samples (dropped addresses, arrays,
+    the 4 extra bytes, pktmon's filter event 100); a shifted decode that happens to end exactly on
+    the payload end would not be caught, most plausibly a Boolean followed by strings.
 
 Errors
     Nothing escapes ``decode``: a truncated payload, a missing string terminator, a bad SID, an
@@ -95,7 +100,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 from uuid import UUID
 
 __all__ = [
@@ -126,6 +131,7 @@ TRUNCATED = "payload shorter than layout"
 TRAILING = "layout leaves payload bytes unread"
 BAD_VALUE = "payload does not fit layout"
 LAYOUT_ERROR = "layout cannot be evaluated"
+NOT_MANIFEST = "not an EVENT_HEADER record (classic/kernel events are keyed by opcode, not event id)"
 
 
 # --------------------------------------------------------------------------------------------------
@@ -643,6 +649,12 @@ class Catalogue:
     def try_decode(self, record) -> CatalogueResult | Undecodable:
         """Decode one record; never raises for anything the payload or a layout can do."""
         provider, event_id, version = record.provider, record.event_id, record.version
+        if not getattr(record, "is_event_header", True):
+            # etl-parser's layouts are keyed by manifest event ids; a classic record's "event id"
+            # is its opcode. Only a provider etl-parser knows is worth the distinction.
+            if provider in self._providers():
+                return Undecodable(provider, event_id, version, NOT_MANIFEST)
+            return Undecodable(provider, event_id, version, NO_PROVIDER)
         found = self._layout(provider, event_id, version)
         if isinstance(found, Undecodable):
             return found
@@ -703,11 +715,15 @@ class Catalogue:
 
 def _shape(pattern) -> list[tuple]:
     """A layout's field names and types, comparable between versions."""
+    import construct
+
     out = []
     for sub in getattr(pattern, "subcons", ()):
         con = getattr(sub, "subcon", sub)
-        length = getattr(con, "length", None)
-        kind = ("Bytes", length if isinstance(length, int) else "var") if length is not None else id(con)
+        if isinstance(con, construct.Bytes):
+            kind = ("Bytes", con.length if isinstance(con.length, int) else "var")
+        else:
+            kind = id(con)  # the shared construct / etl.utils singletons
         out.append((getattr(sub, "name", None), kind))
     return out
 

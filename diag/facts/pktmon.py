@@ -7,6 +7,7 @@ at most a few sample packets each. ``inspect`` reports it; ``check`` turns it in
 
 from __future__ import annotations
 
+import struct
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -17,6 +18,8 @@ from diag.facts.models import PacketDropGroup
 from diag.read.clock import filetime_to_datetime
 
 SAMPLES_PER_GROUP = 5
+_RUNDOWN_EVENTS = frozenset({pktmon.EVENT_COMPONENT, pktmon.EVENT_DROP_COUNTERS, *pktmon.PROPERTY_EVENTS})
+_COMPONENT_AND_LOGGED = struct.Struct("<16xH14xH").unpack_from  # ComponentId, LoggedPayloadSize
 _LINK = {1: "ethernet", 3: "raw-ip"}
 
 
@@ -41,16 +44,35 @@ class PktmonDigest:
         self.drops_by_reason: Counter[int] = Counter()
         self.drop_groups: dict[tuple[int, int, int], DropGroup] = {}
 
-    def packet(self, payload: memoryview, dropped: bool, filetime: int | None = None) -> None:
+    def passed(self, data: bytes, start: int, end: int) -> bool:
+        """Count a packet snapshot (event 160) that was not dropped: only its component matters here.
+
+        This runs once per packet event, so it reads two fields in place instead of decoding.
+        Returns False (and counts it malformed) when the event is shorter than it says.
+        """
+        if end - start < pktmon.PACKET_HEADER.size:
+            self.malformed += 1
+            return False
+        component_id, logged = _COMPONENT_AND_LOGGED(data, start)
+        if pktmon.PACKET_HEADER.size + logged > end - start:
+            self.malformed += 1
+            return False
+        self.packets += 1
+        self.by_component[component_id] += 1
+        return True
+
+    def packet(self, payload: memoryview, dropped: bool, filetime: int | None = None) -> bool:
         try:
             event = pktmon.PacketEvent(payload, dropped)
         except ValueError:
             self.malformed += 1
-            return
+            return False
         self.packets += 1
         self.by_component[event.component_id] += 1
         if dropped:
             self._drop(event, filetime)
+        return True
+
 
     def _drop(self, event: pktmon.PacketEvent, filetime: int | None) -> None:
         self.drops += 1
@@ -73,8 +95,10 @@ class PktmonDigest:
             group.samples.append(sample)
 
     def rundown(self, event_id: int, fields: dict) -> None:
-        """Component (20), property (30–75) and drop counter (80) rundown events."""
-        comp = self.components.setdefault(fields.get("component_id", -1), {"properties": {}})
+        """Component (20), property (30–75) and drop counter (80) rundown events; others are ignored."""
+        if event_id not in _RUNDOWN_EVENTS:
+            return
+        comp = self.components.setdefault(fields["component_id"], {"properties": {}})
         if event_id == pktmon.EVENT_COMPONENT:
             comp.update(type=fields["type"], name=fields["name"], description=fields["description"])
         elif event_id == pktmon.EVENT_DROP_COUNTERS:

@@ -306,6 +306,10 @@ class Record:
     def raw(self) -> memoryview:
         return memoryview(self._data)[self.offset:self.offset + self.size]
 
+    def detached(self) -> "Record":
+        """A copy that holds only this record's bytes, so the buffer it came from can be freed."""
+        return Record(bytes(self.raw), 0, self.size, self.header_type, self.buffer_index, self._clock)
+
     def __repr__(self) -> str:
         return (f"<Record {HEADER_TYPE_NAMES.get(self.header_type, self.header_type)} {self.provider} "
                 f"id={self.event_id} v={self.version} size={self.size}>")
