@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from diag import knowledge
 from diag.decode import LAYER_FAST, DecodeStats, EventDecoder, catalogue
 from diag.decode import pktmon
+from diag.decode.wire import WireError
 from diag.facts.pktmon import PktmonDigest
 from diag.read import Trace
 from diag.read.buffers import BUFFER_TYPES
@@ -33,6 +34,7 @@ _PKTMON_GUID = pktmon.PROVIDER
 _PKTMON_ON_DISK = uuid.UUID(_PKTMON_GUID).bytes_le
 _U16 = struct.Struct("<H").unpack_from
 _I64 = struct.Struct("<q").unpack_from
+_ID_VERSION = struct.Struct("<HB").unpack_from  # EVENT_DESCRIPTOR Id, Version
 
 
 class _Model(BaseModel):
@@ -171,6 +173,7 @@ def _scan(trace: Trace, progress: Callable[[int, int], None] | None) -> Scan:
     buffer_types: Counter[int] = Counter()
     packets_ok: Counter[int] = Counter()  # pktmon packet events read on the hot path, by event id
     packets_bad: Counter[int] = Counter()
+    pktmon_errors: dict[int, str] = {}  # first decode error per PktMon event id
     first_ts: int | None = None
     last_ts: int | None = None
     clock = trace.clock
@@ -184,12 +187,15 @@ def _scan(trace: Trace, progress: Callable[[int, int], None] | None) -> Scan:
             by_header_type[htype] += 1
             if (htype in EVENT_HEADER_TYPES and data[off + 0x18:off + 0x28] == _PKTMON_ON_DISK
                     and not _U16(data, off + 4)[0] & FLAG_EXTENDED_INFO):
-                event_id = _U16(data, off + 0x28)[0]
+                # PktMon without extended data: the hot path, decoded in place without a Record.
+                event_id, version = _ID_VERSION(data, off + 0x28)
                 if event_id == pktmon.EVENT_PACKET:
                     ok = tally.passed(data, off + 0x50, off + size)
                 elif event_id == pktmon.EVENT_DROP:
                     ok = tally.packet(memoryview(data)[off + 0x50:off + size], True,
                                       clock.to_filetime(_I64(data, off + 0x10)[0]))
+                elif version == 0 and event_id in pktmon.DECODERS:
+                    ok = _pktmon_rundown(tally, event_id, memoryview(data)[off + 0x50:off + size], pktmon_errors)
                 else:
                     ok = None
                 if ok is not None:
@@ -215,7 +221,8 @@ def _scan(trace: Trace, progress: Callable[[int, int], None] | None) -> Scan:
     for event_id, n in packets_ok.items():
         decoder.count_decoded((_PKTMON_GUID, event_id, 0), LAYER_FAST, pktmon.EVENT_NAMES[event_id], n)
     for event_id, n in packets_bad.items():
-        decoder.count_failed((_PKTMON_GUID, event_id, 0), "packet event shorter than its header or logged size", n)
+        decoder.count_failed((_PKTMON_GUID, event_id, 0),
+                             pktmon_errors.get(event_id, "packet event shorter than its header or logged size"), n)
     trace.stats.records.records = records
     providers, decode_info = _providers(decoder.finish())
     summary = TraceSummary(
@@ -227,6 +234,16 @@ def _scan(trace: Trace, progress: Callable[[int, int], None] | None) -> Scan:
         pktmon=_pktmon_info(tally, decoder, trace.header.os_build, _PKTMON_GUID in {p.guid for p in providers}),
     )
     return Scan(summary, tally, decoder)
+
+
+def _pktmon_rundown(tally: PktmonDigest, event_id: int, payload: memoryview, errors: dict[int, str]) -> bool:
+    try:
+        fields = pktmon.DECODERS[event_id](payload)
+    except (WireError, ValueError, struct.error) as exc:
+        errors.setdefault(event_id, f"PktMon event {event_id}: {exc}")
+        return False
+    tally.rundown(event_id, fields)
+    return True
 
 
 def _timestamps(data: bytes, spans: list[tuple[int, int, int]], clock) -> tuple[int, int] | None:

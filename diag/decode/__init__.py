@@ -94,11 +94,16 @@ class EventDecoder:
         self.schemas = eventmetadata.SchemaRegistry()
         self.stats = DecodeStats()
         self._early: dict[tuple[str, int, int], Record] = {}
+        # Event kinds no layer had a layout for, and the schema generation at which that was found:
+        # until the trace teaches a new schema the answer cannot change, so they are only counted.
+        self._no_layout: dict[tuple[str, int, int], int] = {}
+        self._generation = 0
 
     def learn(self, record: Record) -> None:
         """Feed every record through here first: EventMetadata records teach later decodes."""
         if record.provider == eventmetadata.PROVIDER:
             self.schemas.add(record)
+            self._generation += 1
 
     def layer_for(self, record: Record) -> tuple[str | None, str | None]:
         """Which layer would decode events like this one, and their name; (None, None) if none."""
@@ -124,6 +129,9 @@ class EventDecoder:
         """Decode one record; None when no layer has a layout for it or its payload does not fit."""
         key = (record.provider, record.event_id, record.version)
         outcome = self.stats.outcome(key)
+        if self._no_layout.get(key) == self._generation and not record.is_event_header:
+            outcome.no_layout += 1  # classic/kernel records: nothing but a trace schema can decode them
+            return None
         try:
             decoded = self._decode(record, *key)
         except (WireError, ValueError) as exc:
@@ -133,6 +141,7 @@ class EventDecoder:
             return None
         if decoded is None:
             outcome.no_layout += 1
+            self._no_layout[key] = self._generation
             if key not in self._early:
                 self._early[key] = record.detached()
             return None
