@@ -18,6 +18,8 @@ from diag.errors import DiagError
 from diag.resources import data_dir
 
 PKTMON_FILE = "pktmon-drop-reasons.yaml"
+# libyaml's safe loader when PyYAML was built with it: the same safe subset, about 7x faster.
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 __all__ = [
     "DropRange",
@@ -136,7 +138,7 @@ def _load(path: Path) -> PktmonKnowledge:
     except OSError as exc:
         raise KnowledgeError(f"cannot be read ({exc.strerror or exc})", path) from None
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_YAML_LOADER)
     except yaml.YAMLError as exc:
         raise KnowledgeError(f"is not valid YAML ({exc})", path) from None
     if not isinstance(data, dict):

@@ -98,3 +98,15 @@ def test_inspect_json_is_stable_and_documented(tmp_path):
     doc = json.loads(s.model_dump_json(by_alias=True))
     assert doc["schema"] == "wnvdiag.inspect/1"
     assert set(doc) == {"schema", "path", "header", "read", "decode", "providers", "pktmon"}
+
+
+def test_published_json_schema_is_current_and_validates_output():
+    """reports/schemas/inspect.schema.json is what scripts rely on: it must match the model."""
+    from diag.inspect import TraceSummary
+    from diag.resources import data_dir
+
+    published = json.loads((data_dir("reports") / "schemas" / "inspect.schema.json").read_text())
+    assert published == json.loads(json.dumps(TraceSummary.model_json_schema(by_alias=True))), \
+        "regenerate reports/schemas/inspect.schema.json (see README, 'inspect --json')"
+    doc = json.loads(inspect_trace(DEMO).model_dump_json(by_alias=True))
+    assert set(published["required"]) <= set(doc) <= set(published["properties"])
