@@ -23,7 +23,7 @@ from diag.inspect import Scan, TraceSummary, inspect_trace, scan_trace
 from diag.report import RunReport, TraceInfo, render_markdown
 from diag.report.model import utc_now
 from diag.resources import data_dir
-from diag.store import save_run
+from diag.store import check_writable, save_run
 
 Progress = Callable[[int, int], None]
 
@@ -151,6 +151,7 @@ def check(
             raise BadInputError("rules directory does not exist", d)
     if out_dir.exists() and not out_dir.is_dir():
         raise BadInputError("--out is not a directory", out_dir)
+    check_writable(db_path)
     started = utc_now()
     scan = scan_trace(path, progress)
     facts = build_facts(scan)

@@ -10,7 +10,7 @@ import sys
 from contextlib import contextmanager
 from enum import IntEnum
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Iterator
 
 import typer
 

@@ -1,8 +1,9 @@
 """``wnvdiag inspect``: what is in a trace, how much of it we could read, and pktmon's view of it.
 
-One streaming pass. Records are counted by their raw identity bytes (provider GUID, event id,
-version) so that the per-record cost stays a slice and a dict update; GUIDs and names are only
-worked out once per distinct event. PktMon packet and drop events are decoded in the same pass.
+One streaming pass. PktMon events, the bulk of a pktmon trace, are recognised from their raw
+header bytes and decoded in place (packets only as far as the digest needs). Every other record
+goes through the layered ``EventDecoder``, which counts per kind of event what it decoded, what had
+no layout and what did not fit its layout.
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ from diag.read.buffers import BUFFER_TYPES
 from diag.read.clock import filetime_to_datetime
 from diag.read.guids import provider_name
 from diag.read.records import (
-    EVENT_HEADER_TYPES, FLAG_EXTENDED_INFO, HEADER_TYPE_NAMES, KERNEL_STYLE, Record, record_spans,
+    EVENT_HEADER_TYPES, FLAG_EXTENDED_INFO, HEADER_TYPE_NAMES, KERNEL_STYLE, PERFINFO32, PERFINFO64, Record,
+    record_spans,
 )
 
 SCHEMA = "wnvdiag.inspect/1"
@@ -171,8 +173,8 @@ def _scan(trace: Trace, progress: Callable[[int, int], None] | None) -> Scan:
     tally = PktmonDigest()
     by_header_type: Counter[int] = Counter()
     buffer_types: Counter[int] = Counter()
-    packets_ok: Counter[int] = Counter()  # pktmon packet events read on the hot path, by event id
-    packets_bad: Counter[int] = Counter()
+    pktmon_ok: Counter[int] = Counter()  # PktMon events decoded on the hot path, by event id
+    pktmon_bad: Counter[int] = Counter()
     pktmon_errors: dict[int, str] = {}  # first decode error per PktMon event id
     first_ts: int | None = None
     last_ts: int | None = None
@@ -189,24 +191,26 @@ def _scan(trace: Trace, progress: Callable[[int, int], None] | None) -> Scan:
                     and not _U16(data, off + 4)[0] & FLAG_EXTENDED_INFO):
                 # PktMon without extended data: the hot path, decoded in place without a Record.
                 event_id, version = _ID_VERSION(data, off + 0x28)
-                if event_id == pktmon.EVENT_PACKET:
+                if version != 0:  # layouts of other versions are unknown to the hand-written decoders
+                    ok = None
+                elif event_id == pktmon.EVENT_PACKET:
                     ok = tally.passed(data, off + 0x50, off + size)
                 elif event_id == pktmon.EVENT_DROP:
                     ok = tally.packet(memoryview(data)[off + 0x50:off + size], True,
                                       clock.to_filetime(_I64(data, off + 0x10)[0]))
-                elif version == 0 and event_id in pktmon.DECODERS:
+                elif event_id in pktmon.DECODERS:
                     ok = _pktmon_rundown(tally, event_id, memoryview(data)[off + 0x50:off + size], pktmon_errors)
                 else:
                     ok = None
                 if ok is not None:
-                    (packets_ok if ok else packets_bad)[event_id] += 1
+                    (pktmon_ok if ok else pktmon_bad)[event_id] += 1
                     continue
             record = Record(data, off, size, htype, buf.index, clock)
             decoder.learn(record)
             if record.provider == _PKTMON_GUID and record.event_id in pktmon.PACKET_EVENTS and record.version == 0:
                 # packet events that carry extended data items: same digest, slower path
                 ok = tally.packet(record.payload, record.event_id == pktmon.EVENT_DROP, record.filetime)
-                (packets_ok if ok else packets_bad)[record.event_id] += 1
+                (pktmon_ok if ok else pktmon_bad)[record.event_id] += 1
                 continue
             decoded = decoder.decode(record)
             if decoded is not None and decoded.provider == _PKTMON_GUID:
@@ -218,9 +222,9 @@ def _scan(trace: Trace, progress: Callable[[int, int], None] | None) -> Scan:
                 last_ts = ts[1] if last_ts is None else max(last_ts, ts[1])
         if progress is not None:
             progress(buf.offset + buf.size, trace.file_size)
-    for event_id, n in packets_ok.items():
+    for event_id, n in pktmon_ok.items():
         decoder.count_decoded((_PKTMON_GUID, event_id, 0), LAYER_FAST, pktmon.EVENT_NAMES[event_id], n)
-    for event_id, n in packets_bad.items():
+    for event_id, n in pktmon_bad.items():
         decoder.count_failed((_PKTMON_GUID, event_id, 0),
                              pktmon_errors.get(event_id, "packet event shorter than its header or logged size"), n)
     trace.stats.records.records = records
@@ -251,7 +255,7 @@ def _timestamps(data: bytes, spans: list[tuple[int, int, int]], clock) -> tuple[
     stamps = []
     for htype, off, _size in (spans[0], spans[-1]):
         if htype in EVENT_HEADER_TYPES or htype in KERNEL_STYLE:
-            offset = 8 if htype in (0x10, 0x11) else 0x10
+            offset = 8 if htype in (PERFINFO32, PERFINFO64) else 0x10
             stamps.append(clock.to_filetime(_I64(data, off + offset)[0]))
     return (min(stamps), max(stamps)) if stamps else None
 

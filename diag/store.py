@@ -220,11 +220,23 @@ def load_run(db_path: str | Path, run_id: str) -> RunReport:
 # ---------------------------------------------------------------------------------------------
 
 
-def _open_for_write(path: Path) -> sqlite_utils.Database:
+def check_writable(db_path: str | Path) -> None:
+    """Fail early, before a long analysis, if ``db_path`` cannot take a run. Creates nothing."""
+    path = Path(db_path)
+    _check_path(path)
+    if path.exists() and path.stat().st_size > 0:
+        _open_read_only(path).close()
+
+
+def _check_path(path: Path) -> None:
     if path.is_dir():
         raise BadInputError("is a directory, not a run database", path)
     if not path.parent.is_dir():
         raise BadInputError("the directory of the run database does not exist", path)
+
+
+def _open_for_write(path: Path) -> sqlite_utils.Database:
+    _check_path(path)
     try:
         conn = sqlite3.connect(str(path))
         conn.execute("PRAGMA foreign_keys = ON")

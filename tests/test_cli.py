@@ -76,3 +76,13 @@ def test_wheel_carries_rules_knowledge_and_templates(tmp_path):
     names = zipfile.ZipFile(wheel).namelist()
     for shipped in ("rules/packets-dropped.yaml", "knowledge/pktmon-drop-reasons.yaml", "reports/report.md.j2"):
         assert f"diag/_data/{shipped}" in names
+
+
+def test_unusable_database_is_refused_before_the_analysis(tmp_path):
+    not_a_db = tmp_path / "notes.db"
+    not_a_db.write_text("case notes, not SQLite\n")
+    done = run_cli("check", str(DEMO), "--db", str(not_a_db), "--out", str(tmp_path / "out"))
+    assert done.returncode == 2
+    assert str(not_a_db) in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    assert not_a_db.read_text() == "case notes, not SQLite\n"
+    assert not (tmp_path / "out").exists()

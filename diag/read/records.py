@@ -78,7 +78,6 @@ class RecordIssue:
 @dataclass(slots=True)
 class RecordStats:
     records: int = 0
-    by_header_type: dict[int, int] = field(default_factory=dict)
     corrupt_buffers: int = 0  # buffers whose record chain broke before their filled end
     bytes_unparsed: int = 0
     issues: list[RecordIssue] = field(default_factory=list)
