@@ -15,10 +15,12 @@ from typing import Iterator
 import typer
 
 from diag import __version__, api
+from diag.commands.synth import app as synth_app
 from diag.errors import DiagError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Read Windows network-virtualization ETL traces and diagnose them.")
+app.add_typer(synth_app, name="synth")
 
 
 class Exit(IntEnum):

@@ -1,7 +1,8 @@
 """decode: turn a record's payload into named fields, by (provider GUID, event id, version).
 
 Layers, tried in order:
-1. ``fast``: hand-written decoders for the hot providers (PktMon, NDIS-PacketCapture);
+1. ``fast``: hand-written decoders: PktMon, NDIS-PacketCapture, and the network-virtualization
+   providers (Hyper-V-VmSwitch, Hyper-V-Netvsc, TCPIP, WinNat, Wnv: layouts declared as data);
 2. ``trace-schema`` / ``tracelogging``: schemas the trace carries itself (EventMetadata records
    that pktmon embeds; TraceLogging metadata in each event);
 3. ``catalogue``: etl-parser's generated provider layouts, for the long tail.
@@ -14,12 +15,13 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from diag.decode import catalogue, eventmetadata, ndiscap, pktmon, tracelogging
+from diag.decode import catalogue, eventmetadata, ndiscap, netvsc, pktmon, tcpip, tracelogging, vmswitch, winnat, wnv
 from diag.decode.wire import WireError
 from diag.read.logfile import LogfileHeader
 from diag.read.records import EXT_EVENT_SCHEMA_TL, KERNEL_STYLE, Record
 
-FAST_PROVIDERS = {pktmon.PROVIDER: pktmon, ndiscap.PROVIDER: ndiscap}
+FAST_PROVIDERS = {pktmon.PROVIDER: pktmon, ndiscap.PROVIDER: ndiscap,
+                  **{m.PROVIDER: m for m in (vmswitch, netvsc, tcpip, winnat, wnv)}}
 LAYER_FAST, LAYER_TRACE_SCHEMA, LAYER_TRACELOGGING, LAYER_CATALOGUE = "fast", "trace-schema", "tracelogging", "catalogue"
 LAYER_READER = "reader"  # the logfile header, which the reader itself decodes
 EVENT_TRACE_CLASS = "68fdd900-4a3e-11d1-84f4-0000f80464e3"
@@ -113,8 +115,9 @@ class EventDecoder:
         if provider == EVENT_TRACE_CLASS and event_id == 0 and record.header_type in KERNEL_STYLE:
             return LAYER_READER, "Header"
         module = FAST_PROVIDERS.get(provider)
-        if module is not None and version == 0 and event_id in module.EVENT_NAMES:
-            return LAYER_FAST, module.EVENT_NAMES[event_id]
+        fast_name = _fast_name(module, event_id, version) if module is not None else None
+        if fast_name is not None:
+            return LAYER_FAST, fast_name
         schema = self.schemas.lookup(provider, event_id, version)
         if schema is not None:
             return LAYER_TRACE_SCHEMA, schema.name
@@ -195,6 +198,11 @@ class EventDecoder:
             fields = ndiscap.decode(event_id, version, record.payload, record.keywords, record.pointer_size)
             if fields is not None:
                 return Decoded(provider, ndiscap.NAME, event_id, version, ndiscap.EVENT_NAMES[event_id], fields, LAYER_FAST)
+        elif module is not None:  # the WNV providers: layouts keyed by (event id, version)
+            fields = module.decode(event_id, version, record.payload, record.pointer_size)
+            if fields is not None:
+                return Decoded(provider, module.NAME, event_id, version, module.event_name(event_id, version),
+                               fields, LAYER_FAST)
         schema = self.schemas.lookup(provider, event_id, version)
         if schema is not None:
             fields = eventmetadata.decode_with_schema(schema, record.payload, record.pointer_size)
@@ -217,6 +225,12 @@ class EventDecoder:
 
 
 _CATALOGUE_NO_LAYOUT = frozenset({catalogue.NO_PROVIDER, catalogue.NO_EVENT, catalogue.NO_VERSION, catalogue.NOT_MANIFEST})
+
+
+def _fast_name(module, event_id: int, version: int) -> str | None:
+    if hasattr(module, "event_name"):  # version-aware layouts (VmSwitch, Netvsc, TCPIP, WinNat, WNV)
+        return module.event_name(event_id, version)
+    return module.EVENT_NAMES.get(event_id) if version == 0 else None
 
 
 def _has_tracelogging_schema(record: Record) -> bool:

@@ -1,52 +1,423 @@
-"""Just enough L2–L4 to name a packet: addresses, protocol and ports (issue 4 deepens this).
+"""L2-L4 of a captured frame, decoded lazily and only as deep as the caller asks.
 
-Decodes lazily and only on demand: callers ask for the 5-tuple of the few packets they keep as
-evidence, never of every packet.
+Links: Ethernet (with stacked 802.1Q / 802.1ad tags and 802.3 LLC/SNAP), 802.11 data frames with
+LLC/SNAP, and raw IP. Then ARP, IPv4 and IPv6 (walking the extension header chain), TCP, UDP,
+ICMP/ICMPv6, and the inner Ethernet frame of VXLAN (UDP 4789) and NVGRE (GRE key + 0x6558).
+
+Two entry points:
+    ``decode(frame, link, depth=...)``: a ``Frame`` with every field the requested depth reaches;
+    ``flow_key(frame, link)``: the hot-path shortcut, a hashable (vlan, protocol, src, dst, sport,
+        dport) tuple with addresses left as raw bytes, the innermost frame of an overlay.
+
+Nothing raises: a frame cut short stops decoding where its bytes end (``Frame.truncated``) and a
+header that cannot be right sets ``Frame.error``. Wi-Fi: pktmon's PacketType 2 carries 802.11
+frames on some builds (26200 sample) and Ethernet frames on others (19042 sample), so the link
+``"wifi"`` looks for an 802.11 data header followed by LLC/SNAP and falls back to Ethernet.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import struct
+from dataclasses import dataclass
 
-ETHERTYPE_IPV4, ETHERTYPE_IPV6, ETHERTYPE_ARP, ETHERTYPE_VLAN = 0x0800, 0x86DD, 0x0806, 0x8100
-PROTOCOLS = {1: "ICMP", 6: "TCP", 17: "UDP", 58: "ICMPv6", 47: "GRE", 50: "ESP", 51: "AH"}
-_PORTS = struct.Struct("!HH")
+LINK_ETHERNET, LINK_80211, LINK_RAW_IP, LINK_WIFI = "ethernet", "ieee802.11", "raw-ip", "wifi"
+DEPTH_LINK, DEPTH_NETWORK, DEPTH_TRANSPORT, DEPTH_INNER = 2, 3, 4, 5
+
+ETHERTYPE_IPV4, ETHERTYPE_IPV6, ETHERTYPE_ARP = 0x0800, 0x86DD, 0x0806
+ETHERTYPE_VLAN, ETHERTYPE_QINQ, ETHERTYPE_QINQ_OLD = 0x8100, 0x88A8, 0x9100
+ETHERTYPE_TEB = 0x6558  # transparent Ethernet bridging: what NVGRE carries
+VLAN_TAGS = frozenset({ETHERTYPE_VLAN, ETHERTYPE_QINQ, ETHERTYPE_QINQ_OLD})
+PROTOCOLS = {1: "ICMP", 2: "IGMP", 6: "TCP", 17: "UDP", 47: "GRE", 50: "ESP", 51: "AH", 58: "ICMPv6"}
+IPV6_EXTENSIONS = frozenset({0, 43, 44, 60, 51, 135, 139, 140})  # hop-by-hop, routing, fragment, dest-opts, AH, ...
+VXLAN_PORTS = frozenset({4789})
+TCP_FLAG_NAMES = ((0x01, "FIN"), (0x02, "SYN"), (0x04, "RST"), (0x08, "PSH"), (0x10, "ACK"), (0x20, "URG"),
+                  (0x40, "ECE"), (0x80, "CWR"))
+_SNAP = b"\xaa\xaa\x03"
+_U16 = struct.Struct("!H").unpack_from
+_PORTS = struct.Struct("!HH").unpack_from
 
 
-def five_tuple(frame: bytes | memoryview, link: str = "ethernet") -> dict[str, object] | None:
-    """(vlan, src, dst, protocol, sport, dport) of an Ethernet or raw-IP frame; None if not IP/ARP."""
-    frame = bytes(frame)
-    out: dict[str, object] = {}
-    pos = 0
-    if link == "ethernet":
-        if len(frame) < 14:
-            return None
-        ether_type = int.from_bytes(frame[12:14], "big")
-        pos = 14
-        if ether_type == ETHERTYPE_VLAN and len(frame) >= 18:
-            out["vlan"] = int.from_bytes(frame[14:16], "big") & 0xFFF
-            ether_type = int.from_bytes(frame[16:18], "big")
-            pos = 18
-        if ether_type == ETHERTYPE_ARP:
-            out["protocol"] = "ARP"
-            return out
-    else:
-        ether_type = ETHERTYPE_IPV4 if frame[:1] and frame[0] >> 4 == 4 else ETHERTYPE_IPV6
-    if ether_type == ETHERTYPE_IPV4 and len(frame) >= pos + 20:
-        ihl = (frame[pos] & 0x0F) * 4
-        proto = frame[pos + 9]
-        out["src"] = str(ipaddress.IPv4Address(frame[pos + 12:pos + 16]))
-        out["dst"] = str(ipaddress.IPv4Address(frame[pos + 16:pos + 20]))
-        l4 = pos + ihl
-    elif ether_type == ETHERTYPE_IPV6 and len(frame) >= pos + 40:
-        proto = frame[pos + 6]
-        out["src"] = str(ipaddress.IPv6Address(frame[pos + 8:pos + 24]))
-        out["dst"] = str(ipaddress.IPv6Address(frame[pos + 24:pos + 40]))
-        l4 = pos + 40
-    else:
-        return out or None
-    out["protocol"] = PROTOCOLS.get(proto, str(proto))
-    if proto in (6, 17) and len(frame) >= l4 + 4:
-        out["sport"], out["dport"] = _PORTS.unpack_from(frame, l4)
+@dataclass(slots=True)
+class Frame:
+    """What ``decode`` found; fields the requested depth did not reach stay None."""
+
+    link: str
+    dst_mac: str | None = None
+    src_mac: str | None = None
+    vlans: tuple[int, ...] = ()
+    ether_type: int | None = None
+    arp_op: int | None = None
+    arp_sender_ip: str | None = None
+    arp_target_ip: str | None = None
+    arp_sender_mac: str | None = None
+    ip_version: int | None = None
+    src: str | None = None
+    dst: str | None = None
+    protocol: int | None = None
+    ttl: int | None = None
+    ip_length: int | None = None  # IPv4 TotalLength, IPv6 PayloadLength + 40
+    extension_headers: tuple[int, ...] = ()
+    fragment: bool = False  # a non-first fragment: no transport header
+    sport: int | None = None
+    dport: int | None = None
+    tcp_flags: int | None = None
+    icmp_type: int | None = None
+    icmp_code: int | None = None
+    encapsulation: str | None = None  # "vxlan" or "nvgre"
+    vni: int | None = None  # VXLAN VNI or NVGRE VSID
+    inner: "Frame | None" = None
+    truncated: bool = False
+    error: str | None = None
+
+    @property
+    def vlan(self) -> int | None:
+        return self.vlans[0] if self.vlans else None
+
+    @property
+    def protocol_name(self) -> str | None:
+        if self.protocol is None:
+            return "ARP" if self.ether_type == ETHERTYPE_ARP else None
+        return PROTOCOLS.get(self.protocol, str(self.protocol))
+
+    def tuple_dict(self) -> dict[str, object]:
+        """vlan, src, dst, protocol, sport, dport: the fields a packet sample shows."""
+        out: dict[str, object] = {}
+        for name in ("vlan", "src", "dst", "protocol_name", "sport", "dport"):
+            value = getattr(self, name)
+            if value is not None:
+                out["protocol" if name == "protocol_name" else name] = value
+        if self.tcp_flags is not None:
+            out["tcp_flags"] = tcp_flags_text(self.tcp_flags)
+        if self.vni is not None:
+            out.update(encapsulation=self.encapsulation, vni=self.vni)
+        return out
+
+
+def tcp_flags_text(flags: int) -> str:
+    return "|".join(name for bit, name in TCP_FLAG_NAMES if flags & bit) or "none"
+
+
+def mac(raw: bytes) -> str:
+    return "-".join(f"{b:02X}" for b in raw)
+
+
+def ip_text(raw: bytes) -> str:
+    return str(ipaddress.ip_address(raw))
+
+
+def decode(frame: bytes | memoryview, link: str = LINK_ETHERNET, depth: int = DEPTH_INNER,
+           vxlan_ports: frozenset[int] = VXLAN_PORTS) -> Frame:
+    """Decode ``frame`` down to ``depth`` (2 link, 3 network, 4 transport, 5 overlay inner frame)."""
+    data = bytes(frame)
+    out = Frame(link=link)
+    l3 = _link(data, link, out)
+    if l3 is None or depth < DEPTH_NETWORK:
+        return out
+    l4 = _network(data, l3, out)
+    if l4 is None or depth < DEPTH_TRANSPORT:
+        return out
+    inner = _transport(data, l4, out, vxlan_ports)
+    if inner is not None and depth >= DEPTH_INNER:
+        out.inner = decode(data[inner:], LINK_ETHERNET, DEPTH_TRANSPORT, vxlan_ports)
     return out
+
+
+def five_tuple(frame: bytes | memoryview, link: str = LINK_ETHERNET) -> dict[str, object] | None:
+    """(vlan, src, dst, protocol, sport, dport) of a frame as a dict; None if it has none of them."""
+    decoded = decode(frame, link, DEPTH_TRANSPORT)
+    return decoded.tuple_dict() or None
+
+
+# -- link layer ------------------------------------------------------------------------------------
+
+def _link(data: bytes, link: str, out: Frame) -> int | None:
+    """Fill the link fields; return where the network header starts (None: nothing more to decode)."""
+    if link == LINK_RAW_IP:
+        if not data:
+            out.truncated = True
+            return None
+        version = data[0] >> 4
+        out.ether_type = {4: ETHERTYPE_IPV4, 6: ETHERTYPE_IPV6}.get(version)
+        if out.ether_type is None:
+            out.error = f"raw IP frame with IP version {version}"
+            return None
+        return 0
+    if link in (LINK_80211, LINK_WIFI):
+        pos = _dot11(data, out)
+        if pos is not None or link == LINK_80211:
+            return pos
+        out.link = LINK_ETHERNET
+    return _ethernet(data, out)
+
+
+def _ethernet(data: bytes, out: Frame) -> int | None:
+    if len(data) < 14:
+        out.truncated = True
+        return None
+    out.dst_mac, out.src_mac = mac(data[0:6]), mac(data[6:12])
+    ether_type, pos = _U16(data, 12)[0], 14
+    vlans = []
+    while ether_type in VLAN_TAGS:
+        if len(data) < pos + 4:
+            out.truncated = True
+            out.vlans = tuple(vlans)
+            return None
+        vlans.append(_U16(data, pos)[0] & 0x0FFF)
+        ether_type, pos = _U16(data, pos + 2)[0], pos + 4
+    out.vlans = tuple(vlans)
+    if ether_type < 0x0600:  # an 802.3 length field: LLC follows, SNAP carries the EtherType
+        if data[pos:pos + 3] != _SNAP:
+            out.ether_type = None
+            return None
+        if len(data) < pos + 8:
+            out.truncated = True
+            return None
+        ether_type, pos = _U16(data, pos + 6)[0], pos + 8
+    out.ether_type = ether_type
+    return pos
+
+
+def _dot11(data: bytes, out: Frame) -> int | None:
+    """An 802.11 data frame followed by LLC/SNAP; None if ``data`` is not one."""
+    if len(data) < 24:
+        return None
+    fc0, flags = data[0], data[1]
+    if (fc0 >> 2) & 0x3 != 2 or fc0 & 0x3:  # type 2 (data), protocol version 0
+        return None
+    to_ds, from_ds = flags & 0x1, flags & 0x2
+    pos = 30 if to_ds and from_ds else 24
+    if (fc0 >> 4) & 0x8:  # QoS data subtypes carry a 2-byte QoS Control field
+        pos += 2
+        if flags & 0x80:  # +HTC: 4-byte HT Control
+            pos += 4
+    if data[pos:pos + 3] != _SNAP or len(data) < pos + 8:
+        return None
+    a1, a2, a3 = data[4:10], data[10:16], data[16:22]
+    if not to_ds and not from_ds:
+        dst, src = a1, a2
+    elif to_ds and not from_ds:
+        dst, src = a3, a2
+    elif from_ds and not to_ds:
+        dst, src = a1, a3
+    else:
+        dst, src = a3, data[24:30]
+    out.link = LINK_80211
+    out.dst_mac, out.src_mac = mac(dst), mac(src)
+    out.ether_type = _U16(data, pos + 6)[0]
+    return pos + 8
+
+
+# -- network layer ---------------------------------------------------------------------------------
+
+def _network(data: bytes, pos: int, out: Frame) -> int | None:
+    """Fill ARP or IP fields; return where the transport header starts (None: stop)."""
+    ether_type = out.ether_type
+    if ether_type == ETHERTYPE_ARP:
+        _arp(data, pos, out)
+        return None
+    if ether_type == ETHERTYPE_IPV4:
+        return _ipv4(data, pos, out)
+    if ether_type == ETHERTYPE_IPV6:
+        return _ipv6(data, pos, out)
+    return None
+
+
+def _arp(data: bytes, pos: int, out: Frame) -> None:
+    if len(data) < pos + 8:
+        out.truncated = True
+        return
+    hlen, plen = data[pos + 4], data[pos + 5]
+    out.arp_op = _U16(data, pos + 6)[0]
+    end = pos + 8 + 2 * (hlen + plen)
+    if len(data) < end:
+        out.truncated = True
+        return
+    sha = pos + 8
+    spa = sha + hlen
+    tpa = spa + plen + hlen
+    out.arp_sender_mac = mac(data[sha:sha + hlen])
+    if plen == 4:
+        out.arp_sender_ip = ip_text(data[spa:spa + 4])
+        out.arp_target_ip = ip_text(data[tpa:tpa + 4])
+
+
+def _ipv4(data: bytes, pos: int, out: Frame) -> int | None:
+    if len(data) < pos + 20:
+        out.truncated = True
+        return None
+    version_ihl = data[pos]
+    ihl = (version_ihl & 0x0F) * 4
+    if version_ihl >> 4 != 4 or ihl < 20:
+        out.error = f"not an IPv4 header (first byte 0x{version_ihl:02x})"
+        return None
+    out.ip_version = 4
+    out.ip_length = _U16(data, pos + 2)[0]
+    out.fragment = bool(_U16(data, pos + 6)[0] & 0x1FFF)
+    out.ttl, out.protocol = data[pos + 8], data[pos + 9]
+    out.src, out.dst = ip_text(data[pos + 12:pos + 16]), ip_text(data[pos + 16:pos + 20])
+    if out.fragment:
+        return None
+    return pos + ihl
+
+
+def _ipv6(data: bytes, pos: int, out: Frame) -> int | None:
+    if len(data) < pos + 40:
+        out.truncated = True
+        return None
+    if data[pos] >> 4 != 6:
+        out.error = f"not an IPv6 header (first byte 0x{data[pos]:02x})"
+        return None
+    out.ip_version = 6
+    out.ip_length = _U16(data, pos + 4)[0] + 40
+    out.ttl = data[pos + 7]
+    out.src, out.dst = ip_text(data[pos + 8:pos + 24]), ip_text(data[pos + 24:pos + 40])
+    next_header, pos = data[pos + 6], pos + 40
+    chain = []
+    while next_header in IPV6_EXTENSIONS:
+        if len(data) < pos + 8:
+            out.truncated = True
+            out.extension_headers, out.protocol = tuple(chain), next_header
+            return None
+        chain.append(next_header)
+        if next_header == 44:  # fragment header: fixed 8 bytes
+            if _U16(data, pos + 2)[0] & 0xFFF8:
+                out.fragment = True
+            size = 8
+        elif next_header == 51:  # AH: length in 4-byte units, minus 2
+            size = (data[pos + 1] + 2) * 4
+        else:
+            size = (data[pos + 1] + 1) * 8
+        next_header, pos = data[pos], pos + size
+    out.extension_headers, out.protocol = tuple(chain), next_header
+    return None if out.fragment else pos
+
+
+# -- transport layer -------------------------------------------------------------------------------
+
+def _transport(data: bytes, pos: int, out: Frame, vxlan_ports: frozenset[int]) -> int | None:
+    """Fill the transport fields; return where an overlay's inner Ethernet frame starts, if any."""
+    proto = out.protocol
+    if proto in (6, 17):
+        if len(data) < pos + 4:
+            out.truncated = True
+            return None
+        out.sport, out.dport = _PORTS(data, pos)
+        if proto == 6:
+            if len(data) < pos + 14:
+                out.truncated = True
+                return None
+            out.tcp_flags = data[pos + 13]
+            return None
+        if out.dport in vxlan_ports and len(data) >= pos + 16 and data[pos + 8] & 0x08:
+            out.encapsulation, out.vni = "vxlan", int.from_bytes(data[pos + 12:pos + 15], "big")
+            return pos + 16
+        return None
+    if proto in (1, 58):
+        if len(data) < pos + 2:
+            out.truncated = True
+            return None
+        out.icmp_type, out.icmp_code = data[pos], data[pos + 1]
+        return None
+    if proto == 47:
+        return _gre(data, pos, out)
+    return None
+
+
+def _gre(data: bytes, pos: int, out: Frame) -> int | None:
+    """NVGRE: GRE with the key bit, protocol 0x6558; the key holds VSID (24 bits) and FlowID."""
+    if len(data) < pos + 4:
+        out.truncated = True
+        return None
+    flags, proto = _U16(data, pos)[0], _U16(data, pos + 2)[0]
+    has_checksum, has_key, has_seq = flags & 0x8000, flags & 0x2000, flags & 0x1000
+    key_at = pos + 4 + (4 if has_checksum else 0)
+    end = key_at + (4 if has_key else 0) + (4 if has_seq else 0)
+    if proto != ETHERTYPE_TEB or not has_key:
+        return None
+    if len(data) < end:
+        out.truncated = True
+        return None
+    out.encapsulation, out.vni = "nvgre", int.from_bytes(data[key_at:key_at + 3], "big")
+    return end
+
+
+# -- hot path --------------------------------------------------------------------------------------
+
+def flow_key(frame: bytes | memoryview, link: str = LINK_ETHERNET) -> tuple | None:
+    """(vlan, protocol, src, dst, sport, dport) of the innermost IP packet, addresses as raw bytes.
+
+    The cheap form used once per packet: Ethernet (one 802.1Q tag) and raw IP with IPv4 or IPv6
+    (no extension headers) take a few slices; everything else goes through ``decode``.
+    """
+    data = bytes(frame)
+    if link == LINK_ETHERNET and len(data) >= 34:
+        ether_type, vlan, pos = (data[12] << 8) | data[13], None, 14
+        if ether_type == ETHERTYPE_VLAN:
+            vlan, ether_type, pos = ((data[14] << 8) | data[15]) & 0x0FFF, (data[16] << 8) | data[17], 18
+        if ether_type == ETHERTYPE_IPV4 and len(data) >= pos + 20 and data[pos] == 0x45:
+            return _ipv4_key(data, pos, vlan, link)
+    elif link == LINK_RAW_IP and len(data) >= 20 and data[0] == 0x45:
+        return _ipv4_key(data, 0, None, link)
+    decoded = decode(data, link, DEPTH_INNER)
+    while decoded.inner is not None:
+        decoded = decoded.inner
+    return _decoded_key(decoded)
+
+
+def _decoded_key(decoded: Frame) -> tuple | None:
+    if decoded.protocol is None or decoded.src is None:
+        return None if decoded.ether_type is None else (decoded.vlan, decoded.ether_type, None, None, None, None)
+    src, dst = ipaddress.ip_address(decoded.src).packed, ipaddress.ip_address(decoded.dst).packed
+    return (decoded.vlan, decoded.protocol, src, dst, decoded.sport, decoded.dport)
+
+
+def _ipv4_key(data: bytes, pos: int, vlan: int | None, link: str) -> tuple | None:
+    proto = data[pos + 9]
+    src, dst = data[pos + 12:pos + 16], data[pos + 16:pos + 20]
+    if proto in (6, 17) and not ((data[pos + 6] << 8) | data[pos + 7]) & 0x1FFF and len(data) >= pos + 24:
+        sport, dport = (data[pos + 20] << 8) | data[pos + 21], (data[pos + 22] << 8) | data[pos + 23]
+        if proto == 17 and dport in VXLAN_PORTS:
+            return _overlay_key(data, link)
+        return (vlan, proto, src, dst, sport, dport)
+    if proto == 47:
+        return _overlay_key(data, link)
+    return (vlan, proto, src, dst, None, None)
+
+
+def _overlay_key(data: bytes, link: str) -> tuple | None:
+    decoded = decode(data, link, DEPTH_INNER)
+    return _decoded_key(decoded.inner or decoded)
+
+
+def key_text(key: tuple) -> dict[str, object]:
+    """A ``flow_key`` as JSON-friendly fields (addresses as text, protocol by name)."""
+    vlan, proto, src, dst, sport, dport = key
+    out: dict[str, object] = {"protocol": PROTOCOLS.get(proto, str(proto)) if src is not None
+                              else _ethertype_name(proto)}
+    for name, value in (("vlan", vlan), ("src", src), ("dst", dst), ("sport", sport), ("dport", dport)):
+        if value is None:
+            continue
+        out[name] = ip_text(value) if isinstance(value, bytes) else value
+    return out
+
+
+def _ethertype_name(ether_type: int | None) -> str:
+    names = {ETHERTYPE_ARP: "ARP", 0x88CC: "LLDP", 0x88D9: "LLTD", ETHERTYPE_IPV4: "IPv4", ETHERTYPE_IPV6: "IPv6"}
+    return names.get(ether_type, f"EtherType 0x{ether_type:04x}" if ether_type is not None else "unknown")
+
+
+def original_length(frame: bytes | memoryview, link: str = LINK_ETHERNET) -> int:
+    """The length a captured frame had on the wire, inferred from its IP length field.
+
+    The capture may keep only the start of a frame; IPv4 TotalLength (IPv6 PayloadLength + 40) plus
+    the link header gives the whole. When that is not larger than what was captured (LSOv2 sends
+    carry an IP length of 0; large-send frames are longer than the MTU), the captured length stands.
+    """
+    decoded = decode(frame, link, DEPTH_NETWORK)
+    captured = len(frame)
+    if decoded.ip_length is None or decoded.ip_version is None:
+        return captured
+    header = 0 if decoded.link == LINK_RAW_IP else 14 + 4 * len(decoded.vlans)
+    inferred = decoded.ip_length + header
+    return inferred if inferred > captured else captured

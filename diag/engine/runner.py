@@ -1,33 +1,45 @@
 """``run_rules``: facts in, findings out, through durable_rules in a worker process.
 
-The parent loads and validates the rules, gives every fact an id whose 32-bit engine key is
-unique, starts one fresh worker process (spawn), and turns the worker's raw matches into
-findings: deduplicated by (rule id, sorted fact ids), one ``Finding`` per rule. A worker that
-crashes, exits non-zero, times out or returns nothing raises ``AnalysisFailed``; it is never
-reported as "no findings".
+The parent loads and checks the rules, gives every fact an id whose 32-bit engine key is unique
+in its session, starts one fresh worker process (spawn), and turns the worker's raw matches into
+findings: deduplicated by (rule id, fact ids), one ``Finding`` per rule. A worker that crashes,
+exits non-zero, times out or returns nothing raises ``AnalysisFailed``; it is never reported as
+"no findings". If the worker fails while user rules are loaded, the shipped rules are run again
+on their own, and the user rules are reported as not run.
+
+``run_sessions`` runs many independent fact sets at once (one session each, many per worker):
+the rule cases and the differential test use it.
 """
 
 from __future__ import annotations
 
-import multiprocessing
+import os
+import pickle
 import signal
-from dataclasses import dataclass
+import subprocess
+import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
 from pydantic import BaseModel, ConfigDict
 
+import diag
 from diag.engine import worker
+from diag.engine.compile import ANCHOR_FIELD
+from diag.engine.conditions import GATE_KIND, RESERVED_FIELDS
+from diag.engine.findings import Match, PreparedFact, build_finding
 from diag.engine.ids import IdAllocator
-from diag.engine.rules import GATE_KIND, RESERVED_FIELDS, Rule, load_rules, resolve_column
+from diag.engine.rules import Rule, load_rules, select_rules
 from diag.errors import AnalysisFailed
-from diag.facts.models import FACT_MODELS, Finding, RuleError, scalar_fields
+from diag.facts.models import Finding, RuleError
 from diag.resources import data_dir
 
 RULESET = "wnvdiag"
 SID = "1"
+MAX_SESSIONS_PER_WORKER = 1000  # durable_rules allows 1024 live sessions per ruleset
 
-__all__ = ["EngineResult", "run_rules"]
+__all__ = ["EngineResult", "SessionResult", "run_rules", "run_sessions"]
 
 
 class EngineResult(BaseModel):
@@ -38,11 +50,12 @@ class EngineResult(BaseModel):
     findings: list[Finding] = []
     rule_errors: list[RuleError] = []
     engine_errors: list[str] = []
-    rules_loaded: list[str] = []
-    rules_run: list[str] = []
+    rules_loaded: list[str] = []  # the rules this run was meant to run (after --only/--skip)
+    rules_run: list[str] = []  # those that ran to completion
+    rules_deselected: list[str] = []  # left out by --only/--skip
     facts_asserted: int = 0
     facts_unmatched: int = 0
-    matches: dict[str, int] = {}
+    matches: dict[str, int] = {}  # distinct matches per rule
 
     @property
     def complete(self) -> bool:
@@ -50,11 +63,32 @@ class EngineResult(BaseModel):
 
 
 @dataclass(frozen=True)
-class _Fact:
-    id: str
-    index: int
-    data: dict[str, Any]  # every field, JSON-ready (what evidence shows)
-    engine: dict[str, Any]  # scalar fields plus id and sid (what durable_rules sees)
+class Session:
+    sid: str
+    facts: list[PreparedFact]
+    gate: dict[str, Any]
+
+
+@dataclass
+class SessionResult:
+    """What the engine did with one fact set: distinct matches per rule, in the order they came."""
+
+    matches: dict[str, dict[tuple[str, ...], dict[str, Any] | None]] = field(default_factory=dict)
+    asserted: int = 0
+    unmatched: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+@dataclass
+class WorkerRun:
+    sessions: list[SessionResult]
+    failures: dict[str, dict[str, Any]]  # rule id -> {"count", "messages"}
+    skipped: list[str]  # rules whose Python action could not be loaded
+    engine: dict[str, Any]  # pid, threads, rulesets, late_actions, actions
+
+
+# ---------------------------------------------------------------------------------------------
+# a check
 
 
 def run_rules(
@@ -62,96 +96,229 @@ def run_rules(
     rule_dirs: Sequence[Path] | None = None,
     *,
     timeout: float | None = None,
+    only: Sequence[str] | None = None,
+    skip: Sequence[str] | None = None,
 ) -> EngineResult:
     """Check ``facts`` against every rule in ``rule_dirs`` (default: the shipped ``rules/``).
 
+    ``only``/``skip`` select rules by id or tag (``BadInputError`` for a name no rule has).
     Invalid rule files and rules whose action failed are reported in ``rule_errors``; the other
     rules still run. Raises ``AnalysisFailed`` if the worker process fails or takes longer than
-    ``timeout`` seconds.
+    ``timeout`` seconds (with user rules loaded: only if the shipped rules alone fail too).
     """
     dirs = [Path(d) for d in rule_dirs] if rule_dirs is not None else [data_dir("rules")]
     rules, rule_errors = load_rules(dirs)
-    prepared, gate = _prepare(facts)
+    broken = [e.rule_id for e in rule_errors if e.rule_id]
+    rules, deselected = select_rules(rules, only, skip, also_known=broken)
+    session = prepare_session(facts, SID)
     if not rules:
-        return EngineResult(
-            rule_errors=rule_errors,
-            engine_errors=["no rule could be loaded, so nothing was checked"],
-        )
-
-    payload = {
-        "ruleset": RULESET,
-        "sid": SID,
-        "rules": [
-            {"id": r.id, "all": r.durable_patterns(), "aliases": r.aliases, "hook": r.hook()} for r in rules
-        ],
-        "facts": [f.engine for f in prepared],
-        "gate": gate,
-    }
-    raw = _run_worker(payload, timeout)
-    return _result(rules, rule_errors, prepared, raw)
+        return EngineResult(rule_errors=rule_errors, rules_deselected=deselected,
+                            engine_errors=["no rule could be loaded, so nothing was checked"])
+    try:
+        run = run_worker(rules, [session], timeout)
+    except AnalysisFailed as exc:
+        shipped = [r for r in rules if r.shipped]
+        if not shipped or len(shipped) == len(rules):
+            raise
+        run = run_worker(shipped, [session], timeout)
+        rule_errors = rule_errors + [_not_run(r, exc) for r in rules if not r.shipped]
+        rules = shipped
+    return _engine_result(rules, rule_errors, deselected, session, run)
 
 
-def _prepare(facts: Sequence[BaseModel]) -> tuple[list[_Fact], dict[str, Any]]:
-    ids = IdAllocator(SID)
-    prepared: list[_Fact] = []
+def _not_run(rule: Rule, failure: AnalysisFailed) -> RuleError:
+    return RuleError(rule_id=rule.id, file=str(rule.path),
+                     message=f"did not run: the rules worker failed with your rules loaded ({failure.message}); "
+                             "the shipped rules were run again without them")
+
+
+def _engine_result(rules: list[Rule], rule_errors: list[RuleError], deselected: list[str],
+                   session: Session, run: WorkerRun) -> EngineResult:
+    errors = list(rule_errors)
+    failed = set(run.skipped)
+    for rule_id, failure in run.failures.items():
+        failed.add(rule_id)
+        errors.append(_failure_error(next(r for r in rules if r.id == rule_id), failure))
+    outcome = run.sessions[0]
+    facts = {f.id: f for f in session.facts}
+    findings = []
+    for rule in rules:
+        matches = [Match(ids, extra) for ids, extra in outcome.matches.get(rule.id, {}).items()]
+        if not matches:
+            continue
+        finding, problem = build_finding(rule, matches, facts)
+        findings.append(finding)
+        if problem:
+            failed.add(rule.id)
+            errors.append(RuleError(rule_id=rule.id, file=str(rule.path), message=problem))
+    return EngineResult(
+        findings=findings,
+        rule_errors=errors,
+        engine_errors=list(outcome.errors),
+        rules_loaded=[r.id for r in rules],
+        rules_run=[r.id for r in rules if r.id not in failed],
+        rules_deselected=deselected,
+        facts_asserted=outcome.asserted,
+        facts_unmatched=outcome.unmatched,
+        matches={r.id: len(outcome.matches.get(r.id, {})) for r in rules},
+    )
+
+
+def _failure_error(rule: Rule, failure: dict[str, Any]) -> RuleError:
+    count, messages = failure["count"], failure["messages"]
+    shown = f" (showing {len(messages)})" if count > len(messages) else ""
+    return RuleError(rule_id=rule.id, file=str(rule.path),
+                     message=f"the rule did not complete: {count} failure(s){shown}: {'; '.join(messages)}")
+
+
+# ---------------------------------------------------------------------------------------------
+# facts -> sessions
+
+
+def prepare_session(facts: Sequence[BaseModel], sid: str) -> Session:
+    """Give each fact an engine id unique in the session's 32-bit id space; the gate comes last."""
+    ids = IdAllocator(sid)
+    prepared = []
     for index, fact in enumerate(facts):
-        if not isinstance(fact, BaseModel):
-            raise TypeError(f"fact #{index} is a {type(fact).__name__}, not a pydantic model")
-        data = fact.model_dump(mode="json")
-        kind = data.get("kind")
-        if not isinstance(kind, str) or not kind or kind == GATE_KIND:
-            raise ValueError(f"fact #{index} ({type(fact).__name__}) needs a 'kind' other than {GATE_KIND!r}")
-        reserved = RESERVED_FIELDS & data.keys()
-        if reserved:
-            raise ValueError(f"fact #{index} ({kind}) has field(s) reserved by the engine: {sorted(reserved)}")
-        fact_id = ids.allocate(f"{kind}:{index}")
-        engine = {k: v for k, v in data.items() if not isinstance(v, (list, dict))}
-        engine.update(id=fact_id, sid=SID)
-        prepared.append(_Fact(fact_id, index, data, engine))
-    gate = {"kind": GATE_KIND, "id": ids.allocate(GATE_KIND), "sid": SID}
-    return prepared, gate
+        data = _fact_data(fact, index)
+        fact_id = ids.allocate(f"{data['kind']}:{index}")
+        engine = {k: v for k, v in data.items() if v is not None and not isinstance(v, (list, dict))}
+        engine.update({"id": fact_id, "sid": sid, ANCHOR_FIELD: 1})
+        prepared.append(PreparedFact(fact_id, index, data, engine))
+    gate = {"kind": GATE_KIND, "id": ids.allocate(GATE_KIND), "sid": sid, ANCHOR_FIELD: 1}
+    return Session(sid, prepared, gate)
 
 
-def _run_worker(payload: dict[str, Any], timeout: float | None) -> dict[str, Any]:
-    ctx = multiprocessing.get_context("spawn")
-    receiver, sender = ctx.Pipe(duplex=False)
-    process = ctx.Process(target=worker.main, args=(sender, payload), name="wnvdiag-rules", daemon=True)
+def _fact_data(fact: BaseModel, index: int) -> dict[str, Any]:
+    if not isinstance(fact, BaseModel):
+        raise TypeError(f"fact #{index} is a {type(fact).__name__}, not a pydantic model")
+    data = fact.model_dump(mode="json")
+    kind = data.get("kind")
+    if not isinstance(kind, str) or not kind or kind == GATE_KIND:
+        raise ValueError(f"fact #{index} ({type(fact).__name__}) needs a 'kind' other than {GATE_KIND!r}")
+    reserved = RESERVED_FIELDS & data.keys()
+    if reserved:
+        raise ValueError(f"fact #{index} ({kind}) has field(s) reserved by the engine: {sorted(reserved)}")
+    return data
+
+
+def session_ids(count: int) -> list[str]:
+    """``count`` session ids whose 32-bit hashes differ (durable_rules finds a session by hash)."""
+    allocator = IdAllocator("")
+    return [allocator.allocate(f"s{n}") for n in range(count)]
+
+
+# ---------------------------------------------------------------------------------------------
+# many fact sets
+
+
+def run_sessions(rules: list[Rule], fact_sets: Sequence[Sequence[BaseModel]], timeout: float | None = None
+                 ) -> tuple[list[Session], WorkerRun]:
+    """Run every fact set as its own session, up to ``MAX_SESSIONS_PER_WORKER`` per worker process."""
+    sids = session_ids(min(len(fact_sets), MAX_SESSIONS_PER_WORKER))
+    sessions: list[Session] = []
+    runs: list[WorkerRun] = []
+    for start in range(0, len(fact_sets), MAX_SESSIONS_PER_WORKER):
+        chunk = [prepare_session(facts, sid) for facts, sid in zip(fact_sets[start:start + MAX_SESSIONS_PER_WORKER], sids)]
+        sessions += chunk
+        runs.append(run_worker(rules, chunk, timeout))
+    return sessions, _merge(runs)
+
+
+def _merge(runs: list[WorkerRun]) -> WorkerRun:
+    failures: dict[str, dict[str, Any]] = {}
+    for run in runs:
+        for rule_id, failure in run.failures.items():
+            merged = failures.setdefault(rule_id, {"count": 0, "messages": []})
+            merged["count"] += failure["count"]
+            merged["messages"] += failure["messages"][: max(0, worker.MAX_MESSAGES_PER_RULE - len(merged["messages"]))]
+    return WorkerRun(
+        sessions=[s for run in runs for s in run.sessions],
+        failures=failures,
+        skipped=sorted({r for run in runs for r in run.skipped}),
+        engine={"workers": [run.engine for run in runs]},
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# the worker process
+
+
+def engine_payload(rules: list[Rule], sessions: list[Session]) -> dict[str, Any]:
+    return {
+        "ruleset": RULESET,
+        "rules": [
+            {
+                "rule_id": r.id,
+                "engine_rules": [{"name": d.name, "all": d.all} for d in r.engine_rules],
+                "aliases": r.aliases,
+                "action_path": str(r.path) if r.has_action else None,
+            }
+            for r in rules
+        ],
+        "sessions": [{"sid": s.sid, "facts": [f.engine for f in s.facts], "gate": s.gate} for s in sessions],
+    }
+
+
+def run_worker(rules: list[Rule], sessions: list[Session], timeout: float | None) -> WorkerRun:
+    raw = run_payload(engine_payload(rules, sessions), timeout)
+    return WorkerRun(
+        sessions=[_session_result(s) for s in raw["sessions"]],
+        failures=raw["failures"],
+        skipped=raw["skipped"],
+        engine=raw["engine"],
+    )
+
+
+def _session_result(raw: dict[str, Any]) -> SessionResult:
+    """Matches deduplicated by (rule id, fact ids): the first of equal matches is kept."""
+    result = SessionResult(asserted=raw["asserted"], unmatched=raw["unmatched"], errors=list(raw["errors"]))
+    for rule_id, ids, extra in raw["matches"]:
+        result.matches.setdefault(rule_id, {}).setdefault(tuple(ids), extra)
+    return result
+
+
+def run_payload(payload: dict[str, Any], timeout: float | None) -> dict[str, Any]:
+    """Run ``python -m diag.engine.worker`` on ``payload``; any failure is ``AnalysisFailed``.
+
+    A plain child process over pipes, not ``multiprocessing``: nothing of the caller's
+    ``__main__`` is imported again in the child, so a script or notebook without a main guard
+    works, and the child starts with only what it needs.
+    """
     try:
-        process.start()
-    except Exception as exc:
+        process = subprocess.Popen([sys.executable, "-m", "diag.engine.worker"], stdin=subprocess.PIPE,
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_worker_environment())
+    except OSError as exc:
         raise AnalysisFailed(f"the rules worker process could not be started: {exc}") from exc
-    finally:
-        sender.close()
-    result: dict[str, Any] | None = None
     try:
-        if receiver.poll(timeout):
-            result = receiver.recv()
-        else:
-            process.kill()
-            process.join()
-            raise AnalysisFailed(f"the rules worker did not finish within {timeout:g} s; it was stopped")
-    except EOFError:
-        result = None
-    except AnalysisFailed:
-        raise
-    except Exception as exc:  # unpicklable or truncated result
+        out, err = process.communicate(pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL), timeout=timeout)
+    except subprocess.TimeoutExpired:
         process.kill()
-        process.join()
-        raise AnalysisFailed(f"the result of the rules worker could not be read: {exc}") from exc
-    finally:
-        receiver.close()
-    process.join(timeout=30)
-    if process.exitcode is None:
-        process.kill()
-        process.join()
-        raise AnalysisFailed("the rules worker did not exit after sending its result; it was stopped")
-    if process.exitcode != 0:
-        raise AnalysisFailed(f"the rules worker {_describe_exit(process.exitcode)}; its findings are unknown")
-    if result is None:
-        raise AnalysisFailed("the rules worker exited without returning a result; its findings are unknown")
+        process.communicate()
+        raise AnalysisFailed(f"the rules worker did not finish within {timeout:g} s; it was stopped") from None
+    if process.returncode != 0:
+        raise AnalysisFailed(f"the rules worker {_describe_exit(process.returncode)}{_last_line(err)}; "
+                             "its findings are unknown")
+    try:
+        result = pickle.loads(out)
+    except Exception as exc:  # noqa: BLE001 - truncated or garbled
+        raise AnalysisFailed(f"the result of the rules worker could not be read ({exc}){_last_line(err)}") from None
     if "fatal" in result:
         raise AnalysisFailed(f"the rules could not be run: {result['fatal']}")
     return result
+
+
+def _worker_environment() -> dict[str, str]:
+    """The caller's environment, with the directory this ``diag`` was imported from on the path."""
+    env = dict(os.environ)
+    home = str(Path(diag.__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (home, env.get("PYTHONPATH")) if p)
+    return env
+
+
+def _last_line(stderr: bytes) -> str:
+    lines = [line.strip() for line in stderr.decode("utf-8", "replace").splitlines() if line.strip()]
+    return f" (its last words: {lines[-1][:200]})" if lines else ""
 
 
 def _describe_exit(code: int) -> str:
@@ -162,123 +329,3 @@ def _describe_exit(code: int) -> str:
             name = f"signal {-code}"
         return f"was killed by {name}"
     return f"exited with code {code}"
-
-
-def _result(rules: list[Rule], rule_errors: list[RuleError], facts: list[_Fact], raw: dict[str, Any]) -> EngineResult:
-    by_rule = {r.id: r for r in rules}
-    errors = list(rule_errors)
-    failed: set[str] = set(raw["skipped"])
-    for rule_id, failure in raw["failures"].items():
-        failed.add(rule_id)
-        rule = by_rule[rule_id]
-        count = failure["count"]
-        detail = "; ".join(failure["messages"])
-        more = f" (showing {len(failure['messages'])})" if count > len(failure["messages"]) else ""
-        errors.append(
-            RuleError(rule_id=rule_id, file=str(rule.path), message=f"the rule did not complete: {count} failure(s){more}: {detail}")
-        )
-
-    seen: set[tuple[str, tuple[str, ...]]] = set()
-    grouped: dict[str, list[tuple[dict[str, str], dict[str, Any] | None]]] = {r.id: [] for r in rules}
-    for rule_id, ids, extra in raw["matches"]:
-        key = (rule_id, tuple(sorted(ids.values())))
-        if key in seen:
-            continue
-        seen.add(key)
-        grouped[rule_id].append((ids, extra))
-
-    facts_by_id = {f.id: f for f in facts}
-    findings: list[Finding] = []
-    for rule in rules:
-        if not grouped[rule.id]:
-            continue
-        finding, problem = _finding(rule, grouped[rule.id], facts_by_id)
-        findings.append(finding)
-        if problem:
-            failed.add(rule.id)
-            errors.append(RuleError(rule_id=rule.id, file=str(rule.path), message=problem))
-
-    return EngineResult(
-        findings=findings,
-        rule_errors=errors,
-        engine_errors=list(raw["engine_errors"]),
-        rules_loaded=[r.id for r in rules],
-        rules_run=[r.id for r in rules if r.id not in failed],
-        facts_asserted=raw["asserted"],
-        facts_unmatched=raw["unmatched"],
-        matches={r.id: len(grouped[r.id]) for r in rules},
-    )
-
-
-def _finding(
-    rule: Rule,
-    matches: list[tuple[dict[str, str], dict[str, Any] | None]],
-    facts: dict[str, _Fact],
-) -> tuple[Finding, str | None]:
-    """All matches of one rule as one finding; the second value is a problem to report, if any."""
-    template = rule.meta.finding
-    aliases = rule.aliases
-    # assertion order first, then (stable) by rank_by, largest first; None ranks last
-    ordered = sorted(matches, key=lambda m: [facts[m[0][a]].index for a in aliases])
-    if template.rank_by:
-        r_alias, r_field = resolve_column(rule, template.rank_by)
-
-        def rank(m: tuple[dict[str, str], Any]) -> tuple[bool, Any]:
-            value = facts[m[0][r_alias]].data.get(r_field)
-            return (value is not None, value)
-
-        try:
-            ordered.sort(key=rank, reverse=True)
-        except TypeError:
-            ordered.sort(key=lambda m: (rank(m)[0], str(rank(m)[1])), reverse=True)
-
-    if template.evidence:
-        columns = [(c, *resolve_column(rule, c)) for c in template.evidence]
-    else:
-        columns = []
-        for alias in aliases:
-            for name in scalar_fields(FACT_MODELS[rule.kinds[alias]]):
-                if name != "kind":
-                    columns.append((name if len(aliases) == 1 else f"{alias}.{name}", alias, name))
-
-    evidence: list[dict[str, Any]] = []
-    fact_ids: dict[str, int] = {}
-    for ids, extra in ordered:
-        row = {label: facts[ids[alias]].data.get(name) for label, alias, name in columns}
-        if extra:
-            row.update(extra)
-        evidence.append(row)
-        for alias in aliases:
-            fact_ids[ids[alias]] = facts[ids[alias]].index
-
-    top_ids = ordered[0][0]
-    context: dict[str, Any] = {alias: facts[top_ids[alias]].data for alias in aliases}
-    context["top"] = context[aliases[0]]
-    context["matches"] = len(ordered)
-    first_facts = {ids[aliases[0]] for ids, _ in ordered}
-    totals: dict[str, Any] = {}
-    for fid in first_facts:
-        for name, value in facts[fid].data.items():
-            if isinstance(value, (int, float)) and not isinstance(value, bool):
-                totals[name] = totals.get(name, 0) + value
-    context["total"] = totals
-
-    problem = None
-    try:
-        summary = template.summary.format_map(context)
-    except Exception as exc:  # noqa: BLE001 - a bad template must not lose the finding
-        problem = f"the summary template failed ({type(exc).__name__}: {exc}); a plain summary was used"
-        summary = f"{rule.meta.title}: {len(ordered)} match(es)."
-
-    finding = Finding(
-        rule_id=rule.id,
-        title=rule.meta.title,
-        severity=rule.meta.severity,
-        confidence=rule.meta.confidence,
-        summary=summary,
-        evidence=evidence,
-        remediation=rule.meta.remediation.strip(),
-        references=list(rule.meta.references),
-        fact_ids=sorted(fact_ids, key=fact_ids.__getitem__),
-    )
-    return finding, problem

@@ -97,10 +97,16 @@ class Finding(_Frozen):
     remediation: str = ""
     references: list[str] = []
     fact_ids: list[str] = []
+    impact: str = ""  # what the problem does to the workload, from the rule
+    tags: list[str] = []
 
 
 class RuleError(_Frozen):
-    """A rule that could not be loaded or did not run to completion."""
+    """A rule that could not be loaded or did not run to completion.
+
+    ``file`` is the rule file, followed by ``:line`` when the problem is on a known line
+    (``rules/vlan-drops.yaml:12``), so that the one line printed for it names file and line.
+    """
 
     rule_id: str
     file: str

@@ -1,26 +1,52 @@
-"""PktMon events → a digest (components, packet counts, drop groups) → facts.
+"""PktMon events → a digest (components, counts, drop groups, packet paths, flows) → facts.
 
-The digest is filled in one streaming pass and stays small whatever the trace size: counters per
-component and per (component, reason, direction), the first and last time of each drop group, and
-at most a few sample packets each. ``inspect`` reports it; ``check`` turns it into facts.
+The digest is filled in one streaming pass and stays bounded whatever the trace size:
+- counters per component and per (component, reason, direction), with the first and last time
+  of each drop group, its rate over time (``RateSeries``) and a few sample packets;
+- packet paths: every snapshot of one packet (PktGroupId, PktNumber) joins an in-flight path; a
+  path ends when the packet is dropped, when it is pushed out of the window of the ``window``
+  most recent packets, or at the end of the trace. Ended paths are folded into per-route
+  counters (the ordered component sequence); the first path of each route and of each drop group
+  is kept whole as a sample. Snapshots of one packet further apart than ``window`` packets in
+  file order split its path in two (``paths_split`` counts those seen again after eviction);
+- flows: the 5-tuple of each packet's first snapshot, in a table pruned to the busiest
+  ``max_flows`` when it doubles (``flows_pruned`` counts what was let go).
+
+``passed`` is the hot path for packet events (160): one ``struct`` call, a dict lookup and an
+append per snapshot; the frame is read once per packet, for its flow.
 """
 
 from __future__ import annotations
 
 import struct
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass, field
+from typing import Any
 
 from diag import knowledge
 from diag.decode import pktmon
-from diag.decode.frames import five_tuple
+from diag.decode.frames import DEPTH_TRANSPORT, LINK_ETHERNET, LINK_RAW_IP, LINK_WIFI, decode, flow_key, key_text
+from diag.facts.evidence import RateSeries, when
 from diag.facts.models import PacketDropGroup
+from diag.facts.network import Component, DropRate, Flow, PacketPath, PacketRoute
 from diag.read.clock import filetime_to_datetime
 
 SAMPLES_PER_GROUP = 5
+PATH_WINDOW = 16384
+MAX_ROUTES = 256
+MAX_FLOWS = 2048
+MAX_PATH_FACTS = 24
+MAX_FLOW_FACTS = 64
 _RUNDOWN_EVENTS = frozenset({pktmon.EVENT_COMPONENT, pktmon.EVENT_DROP_COUNTERS, *pktmon.PROPERTY_EVENTS})
-_COMPONENT_AND_LOGGED = struct.Struct("<16xH14xH").unpack_from  # ComponentId, LoggedPayloadSize
-_LINK = {1: "ethernet", 3: "raw-ip"}
+_HEADER = pktmon.PACKET_HEADER.unpack_from
+_HEADER_SIZE = pktmon.PACKET_HEADER.size
+_I64 = struct.Struct("<q").unpack_from
+_EVENT_TIMESTAMP = 0x40  # EVENT_HEADER.TimeStamp, counted back from the start of the payload
+LINKS = {1: LINK_ETHERNET, 2: LINK_WIFI, 3: LINK_RAW_IP}
+# Component property types (knowledge/pktmon-drop-reasons.yaml, confirmed by the value maps traces embed)
+PROP_IF_INDEX, PROP_MINIPORT_IF_INDEX, PROP_PHYS_ADDRESS, PROP_VMSWITCH_NAME, PROP_IP_ADDRESS = 1, 2, 6, 10, 13
+PROP_IP_IF_INDEX, PROP_VSID, PROP_VLAN, PROP_COMPARTMENT = 14, 15, 16, 17
+VSWITCH_COMPONENT_TYPES = frozenset({5, 6, 7, 8, 9})
 
 
 @dataclass(slots=True)
@@ -29,12 +55,30 @@ class DropGroup:
     first: int | None = None  # FILETIME
     last: int | None = None
     samples: list[dict] = field(default_factory=list)
+    rate: RateSeries = field(default_factory=lambda: RateSeries(1024))
+
+
+class Route:
+    """Packets that crossed one component sequence."""
+
+    __slots__ = ("packets", "dropped", "reasons", "durations", "total_us", "max_us", "sample")
+
+    def __init__(self) -> None:
+        self.packets = self.dropped = self.durations = 0
+        self.total_us = self.max_us = 0.0
+        self.reasons: Counter[int] = Counter()
+        self.sample: list | None = None
 
 
 class PktmonDigest:
-    """What a trace's PktMon events say, gathered incrementally."""
+    """What a trace's PktMon events say, gathered incrementally.
 
-    def __init__(self) -> None:
+    ``clock`` (the trace's ``TraceClock``) turns the raw timestamps of packet snapshots into time;
+    without it paths have no timing. ``track=False`` keeps only the counters (no paths, no flows).
+    """
+
+    def __init__(self, clock: Any = None, *, track: bool = True, window: int = PATH_WINDOW,
+                 max_flows: int = MAX_FLOWS) -> None:
         self.components: dict[int, dict] = {}
         self.packets = 0
         self.drops = 0
@@ -43,25 +87,52 @@ class PktmonDigest:
         self.drops_by_component: Counter[int] = Counter()
         self.drops_by_reason: Counter[int] = Counter()
         self.drop_groups: dict[tuple[int, int, int], DropGroup] = {}
+        self.clock = clock
+        self.track = track
+        self.window = window
+        self.max_flows = max_flows
+        self.inflight: dict[int, list] = {}  # key -> [flow key, hops, drop or None]
+        self._order: deque[int] = deque()
+        self.routes: dict[tuple[int, ...], Route] = {}
+        self.routes_overflow = Route()
+        self.drop_paths: dict[tuple[int, int, int], list] = {}
+        self.paths = 0
+        self.paths_split = 0
+        self._evicted: set[int] = set()
+        self.flows: dict[tuple, list] = {}
+        self.flows_pruned = 0
+        self.flow_packets_pruned = 0
+        self.unparsed_frames = 0
 
+    # -- packets -----------------------------------------------------------------------------------
     def passed(self, data: bytes, start: int, end: int) -> bool:
-        """Count a packet snapshot (event 160) that was not dropped: only its component matters here.
+        """Count a packet snapshot (event 160) that was not dropped.
 
-        This runs once per packet event, so it reads two fields in place instead of decoding.
-        Returns False (and counts it malformed) when the event is shorter than it says.
+        ``data[start:end]`` is the payload of an EVENT_HEADER record (the raw timestamp is read from
+        the header in front of it). Returns False (and counts it malformed) when the event is
+        shorter than it says.
         """
-        if end - start < pktmon.PACKET_HEADER.size:
+        if end - start < _HEADER_SIZE:
             self.malformed += 1
             return False
-        component_id, logged = _COMPONENT_AND_LOGGED(data, start)
-        if pktmon.PACKET_HEADER.size + logged > end - start:
+        gid, num, appearance, direction, ptype, comp, edge, _f, _r, _l, size, logged = _HEADER(data, start)
+        if _HEADER_SIZE + logged > end - start:
             self.malformed += 1
             return False
         self.packets += 1
-        self.by_component[component_id] += 1
+        self.by_component[comp] += 1
+        if self.track:
+            key = (gid << 16) | num
+            path = self.inflight.get(key)
+            if path is None:
+                path = self._start(key, data, start + _HEADER_SIZE, start + _HEADER_SIZE + logged, ptype, size)
+            clock = self.clock
+            ft = clock.to_filetime(_I64(data, start - _EVENT_TIMESTAMP)[0]) if clock is not None else None
+            path[1].append((appearance, ft, comp, edge, direction))
         return True
 
     def packet(self, payload: memoryview, dropped: bool, filetime: int | None = None) -> bool:
+        """A packet event decoded from its payload: drops (170), and 160/170 with extended data items."""
         try:
             event = pktmon.PacketEvent(payload, dropped)
         except ValueError:
@@ -69,10 +140,111 @@ class PktmonDigest:
             return False
         self.packets += 1
         self.by_component[event.component_id] += 1
+        if self.track:
+            key = (event.pkt_group_id << 16) | event.pkt_number
+            path = self.inflight.get(key)
+            if path is None:
+                path = self._start(key, event.frame, 0, len(event.frame), event.packet_type, event.original_size)
+            path[1].append((event.appearance, filetime, event.component_id, event.edge_id, event.direction))
         if dropped:
             self._drop(event, filetime)
+            if self.track:
+                path[2] = (event.component_id, event.drop_reason, event.direction, event.drop_location)
+                self._end(self.inflight.pop(key), key)
         return True
 
+    def _start(self, key: int, data: Any, start: int, end: int, packet_type: int, size: int) -> list:
+        if key in self._evicted:
+            self.paths_split += 1
+        fkey = self._flow(data[start:end], packet_type, size)
+        path = [fkey, [], None]
+        self.inflight[key] = path
+        order = self._order
+        order.append(key)
+        if len(self.inflight) > self.window:
+            self._evict()
+        elif len(order) > 2 * self.window:
+            self._order = deque(k for k in order if k in self.inflight)
+        return path
+
+    def _evict(self) -> None:
+        order, inflight = self._order, self.inflight
+        while order:
+            key = order.popleft()
+            path = inflight.pop(key, None)
+            if path is not None:
+                if len(self._evicted) > 4 * self.window:
+                    self._evicted.clear()
+                self._evicted.add(key)
+                self._end(path, key)
+                return
+
+    def _flow(self, frame: Any, packet_type: int, size: int) -> tuple | None:
+        try:
+            fkey = flow_key(frame, LINKS.get(packet_type, LINK_ETHERNET))
+        except (ValueError, IndexError):
+            fkey = None
+        if fkey is None:
+            self.unparsed_frames += 1
+            return None
+        flow = self.flows.get(fkey)
+        if flow is None:
+            if len(self.flows) >= 2 * self.max_flows:
+                self._prune_flows()
+            flow = self.flows[fkey] = [0, 0, 0, None, None]
+        flow[0] += 1
+        flow[1] += size
+        return fkey
+
+    def _prune_flows(self) -> None:
+        keep = sorted(self.flows.items(), key=lambda item: -item[1][0])
+        self.flows = dict(keep[:self.max_flows])
+        for _key, flow in keep[self.max_flows:]:
+            self.flows_pruned += 1
+            self.flow_packets_pruned += flow[0]
+
+    def _end(self, path: list, key: int) -> None:
+        """Fold one finished path into its route, its flow and (the first of each) the samples."""
+        fkey, hops, drop = path
+        if not hops:
+            return
+        if len(hops) > 1:
+            hops.sort(key=_hop_order)
+        self.paths += 1
+        route_key = tuple((hop[2], hop[3]) for hop in hops)  # (component, edge) per hop
+        route = self.routes.get(route_key)
+        if route is None:
+            route = self.routes_overflow if len(self.routes) >= MAX_ROUTES else Route()
+            if route is not self.routes_overflow:
+                self.routes[route_key] = route
+        route.packets += 1
+        first, last = hops[0][1], hops[-1][1]
+        if first is not None and last is not None:
+            us = (last - first) / 10
+            route.durations += 1
+            route.total_us += us
+            route.max_us = max(route.max_us, us)
+        sample = [key, fkey, hops, drop]
+        if route.sample is None:
+            route.sample = sample
+        if drop is not None:
+            route.dropped += 1
+            route.reasons[drop[1]] += 1
+            self.drop_paths.setdefault(drop[:3], sample)
+        if fkey is not None:
+            flow = self.flows.get(fkey)
+            if flow is not None:
+                if drop is not None:
+                    flow[2] += 1
+                if first is not None:
+                    flow[3] = first if flow[3] is None else min(flow[3], first)
+                    flow[4] = last if flow[4] is None else max(flow[4], last)
+
+    def finish(self) -> None:
+        """End every path still in flight (call once, after the last record)."""
+        for key in list(self.inflight):
+            self._end(self.inflight.pop(key), key)
+        self._order.clear()
 
     def _drop(self, event: pktmon.PacketEvent, filetime: int | None) -> None:
         self.drops += 1
@@ -83,32 +255,38 @@ class PktmonDigest:
         if group is None:
             group = self.drop_groups[key] = DropGroup()
         group.count += 1
+        group.rate.add(filetime)
         if filetime is not None:
             group.first = filetime if group.first is None else min(group.first, filetime)
             group.last = filetime if group.last is None else max(group.last, filetime)
         if len(group.samples) < SAMPLES_PER_GROUP:
             sample = {"pkt_group_id": event.pkt_group_id, "drop_location": event.drop_location,
                       "original_size": event.original_size}
-            sample.update(five_tuple(event.frame, _LINK.get(event.packet_type, "ethernet")) or {})
+            frame = decode(event.frame, LINKS.get(event.packet_type, LINK_ETHERNET), DEPTH_TRANSPORT)
+            sample.update(frame.tuple_dict())
+            if frame.src_mac is not None:
+                sample.update(src_mac=frame.src_mac, dst_mac=frame.dst_mac)
             if filetime is not None:
                 sample["time"] = filetime_to_datetime(filetime).isoformat()
             group.samples.append(sample)
 
+    # -- rundown -----------------------------------------------------------------------------------
     def rundown(self, event_id: int, fields: dict) -> None:
         """Component (20), property (30–75) and drop counter (80) rundown events; others are ignored."""
         if event_id not in _RUNDOWN_EVENTS:
             return
-        comp = self.components.setdefault(fields["component_id"], {"properties": {}})
+        comp = self.components.setdefault(fields["component_id"], {"properties": {}, "by_code": {}})
         if event_id == pktmon.EVENT_COMPONENT:
             comp.update(type=fields["type"], name=fields["name"], description=fields["description"])
         elif event_id == pktmon.EVENT_DROP_COUNTERS:
             comp["drop_counters"] = {"packets_in": fields["packets_in"], "bytes_in": fields["bytes_in"],
                                      "packets_out": fields["packets_out"], "bytes_out": fields["bytes_out"]}
         elif event_id in pktmon.PROPERTY_EVENTS:
-            name = knowledge.property_type_name(fields["property"]) or f"property {fields['property']}"
-            values = comp["properties"].setdefault(name, [])
-            if fields["value"] not in values:
-                values.append(fields["value"])
+            code = fields["property"]
+            name = knowledge.property_type_name(code) or f"property {code}"
+            for values in (comp["properties"].setdefault(name, []), comp.setdefault("by_code", {}).setdefault(code, [])):
+                if fields["value"] not in values:
+                    values.append(fields["value"])
 
     def component_label(self, comp_id: int) -> tuple[str, str]:
         """(name, type name) of a component, falling back to its id when the rundown is missing."""
@@ -119,6 +297,16 @@ class PktmonDigest:
             (f"type {ctype}" if ctype is not None else "unknown")
         return name, type_name
 
+    def property(self, comp_id: int, code: int) -> Any:
+        values = self.components.get(comp_id, {}).get("by_code", {}).get(code)
+        return values[0] if values else None
+
+
+def _hop_order(hop: tuple) -> tuple:
+    return (hop[0], hop[1] or 0)
+
+
+# -- facts -------------------------------------------------------------------------------------------
 
 def drop_facts(digest: PktmonDigest, os_build: int | None, reason_names: dict[int, str] | None = None) -> list[PacketDropGroup]:
     """One fact per (component, drop reason, direction); reason names from the trace when it has them."""
@@ -135,4 +323,104 @@ def drop_facts(digest: PktmonDigest, os_build: int | None, reason_names: dict[in
             last_seen=filetime_to_datetime(group.last) if group.last else None,
             sample=group.samples,
         ))
+    return facts
+
+
+def drop_rate_facts(digest: PktmonDigest) -> list[DropRate]:
+    facts = []
+    for (comp_id, reason, direction), group in sorted(digest.drop_groups.items()):
+        summary = group.rate.summary()
+        facts.append(DropRate(
+            component_id=comp_id, component_name=digest.component_label(comp_id)[0], reason_code=reason,
+            direction=knowledge.direction_name(direction) or f"direction {direction}", drops=group.count, **summary))
+    return facts
+
+
+def component_facts(digest: PktmonDigest) -> list[Component]:
+    """Components that saw packets or drops, belong to a vSwitch, or carry compartment/VLAN/VSID."""
+    facts = []
+    for comp_id in sorted(set(digest.components) | set(digest.by_component)):
+        comp = digest.components.get(comp_id, {})
+        packets, drops = digest.by_component.get(comp_id, 0), digest.drops_by_component.get(comp_id, 0)
+        counters = comp.get("drop_counters") or {}
+        prop = digest.property
+        interesting = (packets or drops or counters.get("packets_in") or counters.get("packets_out")
+                       or comp.get("type") in VSWITCH_COMPONENT_TYPES
+                       or any(prop(comp_id, c) is not None for c in (PROP_VSID, PROP_VLAN, PROP_VMSWITCH_NAME))
+                       or (prop(comp_id, PROP_COMPARTMENT) or 1) != 1)
+        if not interesting:
+            continue
+        name, type_name = digest.component_label(comp_id)
+        addresses = comp.get("by_code", {}).get(PROP_IP_ADDRESS, [])
+        facts.append(Component(
+            component_id=comp_id, name=comp.get("name") or name, description=comp.get("description"),
+            component_type=type_name, type_code=comp.get("type"), if_index=prop(comp_id, PROP_IF_INDEX),
+            mac=prop(comp_id, PROP_PHYS_ADDRESS), vmswitch_name=prop(comp_id, PROP_VMSWITCH_NAME),
+            vlan=prop(comp_id, PROP_VLAN), vsid=prop(comp_id, PROP_VSID), compartment_id=prop(comp_id, PROP_COMPARTMENT),
+            addresses=[str(a) for a in addresses][:64], packets=packets, drops=drops,
+            counted_drops_in=counters.get("packets_in", 0), counted_drops_out=counters.get("packets_out", 0)))
+    return facts
+
+
+def path_facts(digest: PktmonDigest, reason_label) -> list[PacketPath]:
+    """Sampled complete paths: the first path of each drop group, then of the busiest routes."""
+    chosen: list[list] = list(digest.drop_paths.values())
+    seen = {id(s) for s in chosen}
+    for route in sorted(digest.routes.values(), key=lambda r: -r.packets):
+        if route.sample is not None and id(route.sample) not in seen:
+            chosen.append(route.sample)
+            seen.add(id(route.sample))
+    return [_path_fact(digest, sample, reason_label) for sample in chosen[:MAX_PATH_FACTS]]
+
+
+def _path_fact(digest: PktmonDigest, sample: list, reason_label) -> PacketPath:
+    key, fkey, hops, drop = sample
+    label = digest.component_label
+    start = hops[0][1]
+    out_hops = []
+    previous = start
+    for appearance, ft, comp, edge, direction in hops[:64]:
+        delta = (ft - previous) / 10 if ft is not None and previous is not None else None
+        out_hops.append({"component_id": comp, "component": label(comp)[0], "edge": edge, "appearance": appearance,
+                         "direction": knowledge.direction_name(direction) or str(direction), "delta_us": delta})
+        previous = ft if ft is not None else previous
+    flow = key_text(fkey) if fkey is not None else {}
+    end = hops[-1][1]
+    return PacketPath(
+        pkt_group_id=key >> 16, pkt_number=key & 0xFFFF, hops=out_hops, hop_count=len(hops),
+        first_component=label(hops[0][2])[0], last_component=label(hops[-1][2])[0], last_component_id=hops[-1][2],
+        dropped=drop is not None, drop_component=label(drop[0])[0] if drop else None,
+        drop_reason_code=drop[1] if drop else None, drop_reason_name=reason_label(drop[1]) if drop else None,
+        drop_location=drop[3] if drop else None,
+        duration_us=(end - start) / 10 if start is not None and end is not None else None, start=when(start),
+        protocol=flow.get("protocol"), src=flow.get("src"), dst=flow.get("dst"), sport=flow.get("sport"),
+        dport=flow.get("dport"))
+
+
+def route_facts(digest: PktmonDigest) -> list[PacketRoute]:
+    label = digest.component_label
+    facts = []
+    for route_key, route in sorted(digest.routes.items(), key=lambda item: -item[1].packets):
+        (first, _), (last, last_edge) = route_key[0], route_key[-1]
+        facts.append(PacketRoute(
+            route=" > ".join(f"{c}:{e}" for c, e in route_key), component_ids=[c for c, _ in route_key[:64]],
+            hop_count=len(route_key), first_component=label(first)[0], last_component=label(last)[0],
+            last_component_id=last, last_edge_id=last_edge, packets=route.packets,
+            dropped=route.dropped, drop_reason_code=route.reasons.most_common(1)[0][0] if route.reasons else None,
+            mean_duration_us=route.total_us / route.durations if route.durations else None,
+            max_duration_us=route.max_us if route.durations else None))
+    return facts
+
+
+def flow_facts(digest: PktmonDigest, limit: int = MAX_FLOW_FACTS) -> list[Flow]:
+    facts = []
+    busiest = sorted(digest.flows.items(), key=lambda item: -item[1][0])[:limit]
+    for fkey, (packets, size, drops, first, last) in busiest:
+        vlan, proto, src, dst, sport, dport = fkey
+        reverse = (vlan, proto, dst, src, dport, sport) in digest.flows
+        text = key_text(fkey)
+        facts.append(Flow(
+            source="pktmon", protocol=str(text["protocol"]), src=text.get("src"), dst=text.get("dst"),
+            sport=sport, dport=dport, vlan=vlan, packets=packets, bytes=size, drops=drops, reverse_seen=reverse,
+            first_seen=when(first), last_seen=when(last)))
     return facts

@@ -1,14 +1,20 @@
-"""Encoders for Microsoft-Windows-PktMon events and the Ethernet frames they carry.
+"""Encoders for Microsoft-Windows-PktMon events, and the schemas pktmon embeds for them.
 
 Payload layouts follow the research notes (wnv-etw-knowledge.md §3) and were checked against the
-pktmon samples in ``shared/etl-samples`` (builds 19042, 20348, 22621, 26200):
+pktmon samples in ``shared/etl-samples`` (builds 19042, 20348, 22621, 26200); the same samples'
+value maps give the property and component type numbers of newer builds (IP Address 13,
+IpIfIndex 14, VSID 15, VLAN 16, Compartment ID 17; HTTP Protocol 10, Slbmux 12, IPSec 13, NetCx 14,
+HTTP Message 15):
 
 * 20  component rundown: Id u16, Type u16, Name wstr, Description wstr (both NUL-terminated;
   Name is the driver file, e.g. ``vmswitch.sys``, Description the friendly name).
-* 30  property (u32): ComponentId u16, Type u16, Value u32.
-* 73  property (wstr): ComponentId u16, Type u16, Value wstr. In the 22621 sample the string is *not*
-  NUL-terminated (it runs to the end of the payload); :func:`encode_property_wstr` does the same by
-  default.
+* 30/40/60/65/66/70/73/75  property: ComponentId u16, Type u16, then the value: u32 (30; also VSID,
+  VLAN and compartment), GUID (40), u16 (60), IPv4 (65) / IPv6 (66) address bytes, Size u32 + bytes
+  (70, the MAC), wstr (73; *not* NUL-terminated in the 22621 sample, so not here either by
+  default), EtherType u16 (75).
+* 80  drop counters: ComponentId u16, DirTagIn u16, PacketsIn u64, BytesIn u64, DirTagOut u16,
+  PacketsOut u64, BytesOut u64; 90 flow counters: ComponentId u16, EdgeName wstr, EdgeId u16, then
+  the same six counters.
 * 160 packet / 170 drop: PktGroupId u64, PktNumber u16, AppearanceCount u16, DirTag u16,
   PacketType u16, ComponentId u16, EdgeId u16, FilterId u16, DropReason u32, DropLocation u32,
   OriginalPayloadSize u16, LoggedPayloadSize u16, then LoggedPayloadSize bytes of the frame
@@ -17,6 +23,9 @@ pktmon samples in ``shared/etl-samples`` (builds 19042, 20348, 22621, 26200):
 All events are version 0, level 4 (informational), channel/opcode/task 0; keywords 0x2 for rundown
 events and 0x10 for packet events, as in the samples. Rundown events are written when the capture
 stops, after the packets (so they come last in time in real files).
+
+``LAYOUTS`` declares every event above as data; :func:`value_maps` gives the value maps they name.
+Together they are what a relogged pktmon file embeds as EventMetadata (``diag.synth.eventmetadata``).
 """
 
 from __future__ import annotations
@@ -26,13 +35,24 @@ import struct
 import uuid
 from enum import IntEnum
 
+from diag import knowledge
+from diag.synth import eventmetadata as em
 from diag.synth.etlwriter import EtlWriter
 
 PROVIDER = uuid.UUID("4d4f80d9-c8bd-4d73-bb5b-19c90402c5ac")
+PROVIDER_NAME = "Microsoft-Windows-PktMon"
 
 EVENT_COMPONENT = 20
 EVENT_PROPERTY_U32 = 30
+EVENT_PROPERTY_GUID = 40
+EVENT_PROPERTY_U16 = 60
+EVENT_PROPERTY_IPV4 = 65
+EVENT_PROPERTY_IPV6 = 66
+EVENT_PROPERTY_BINARY = 70
 EVENT_PROPERTY_WSTR = 73
+EVENT_PROPERTY_ETHERTYPE = 75
+EVENT_DROP_COUNTERS = 80
+EVENT_FLOW_COUNTERS = 90
 EVENT_PACKET = 160
 EVENT_DROP = 170
 
@@ -43,6 +63,7 @@ LEVEL_INFO = 4
 DEFAULT_LOGGED_SIZE = 128  # pktmon --pkt-size default
 
 PACKET_HEADER = struct.Struct("<QHHHHHHHIIHH")  # 34 bytes before the frame
+_COUNTERS = struct.Struct("<HQQHQQ")
 
 
 class ComponentType(IntEnum):
@@ -55,6 +76,11 @@ class ComponentType(IntEnum):
     VMS_EXT_MINIPORT = 7
     VMS_PROTOCOL_NIC = 8
     NETVSC_MINIPORT = 9
+    HTTP_PROTOCOL = 10
+    SLBMUX = 12
+    IPSEC = 13
+    NETCX = 14
+    HTTP_MESSAGE = 15
 
 
 class PropertyType(IntEnum):
@@ -70,6 +96,11 @@ class PropertyType(IntEnum):
     VMSWITCH_NAME = 10
     VMS_EXT_IF_INDEX = 11
     LOWEST_IF_INDEX = 12
+    IP_ADDRESS = 13
+    IP_IF_INDEX = 14
+    VSID = 15
+    VLAN = 16
+    COMPARTMENT_ID = 17
 
 
 class DirTag(IntEnum):
@@ -90,12 +121,18 @@ class PacketType(IntEnum):
 
 
 class DropReason(IntEnum):
-    """The few drop reasons the demo uses (full table: research notes §3.4)."""
+    """The drop reasons the scenarios use (full table: knowledge/pktmon-drop-reasons.yaml)."""
 
     UNSPECIFIED = 0
     INVALID_DATA = 1
     FILTERED_VLAN = 9
+    UNAUTHORIZED_VLAN = 10
     MAC_SPOOFING = 16
+    VSID_MISMATCH = 20
+    MTU_MISMATCH = 23
+    WNV_ERROR = 29
+    VF_NOT_READY = 402
+    DONT_FRAGMENT_MTU_EXCEEDED = 920
     INET_TRANSPORT_ENDPOINT_NOT_FOUND = 1204
 
 
@@ -112,13 +149,56 @@ def encode_component(component_id: int, component_type: int, name: str, descript
 
 
 def encode_property_u32(component_id: int, property_type: int, value: int) -> bytes:
-    """Event 30: a u32 component property (IfIndex, MiniportIfIndex, ...)."""
+    """Event 30: a u32 component property (IfIndex, MiniportIfIndex, VSID, VLAN, Compartment ID...)."""
     return struct.pack("<HHI", component_id, property_type, value)
+
+
+def encode_property_guid(component_id: int, property_type: int, value: uuid.UUID) -> bytes:
+    """Event 40: a GUID property (IfGuid)."""
+    return struct.pack("<HH", component_id, property_type) + value.bytes_le
+
+
+def encode_property_u16(component_id: int, property_type: int, value: int) -> bytes:
+    """Event 60: a u16 property (NdisMedium)."""
+    return struct.pack("<HHH", component_id, property_type, value)
+
+
+def encode_property_ip(component_id: int, address: str, property_type: int = PropertyType.IP_ADDRESS) -> bytes:
+    """Event 65 (IPv4) or 66 (IPv6) payload: the address bytes in network order."""
+    return struct.pack("<HH", component_id, property_type) + ipaddress.ip_address(address).packed
+
+
+def ip_property_event(address: str) -> int:
+    return EVENT_PROPERTY_IPV4 if ipaddress.ip_address(address).version == 4 else EVENT_PROPERTY_IPV6
+
+
+def encode_property_binary(component_id: int, property_type: int, value: bytes) -> bytes:
+    """Event 70: a sized binary property (PhysAddress: the 6-byte MAC)."""
+    return struct.pack("<HHI", component_id, property_type, len(value)) + value
 
 
 def encode_property_wstr(component_id: int, property_type: int, value: str, *, nul_terminated: bool = False) -> bytes:
     """Event 73: a string component property (VMSwitchName, ...); unterminated like Windows writes it."""
     return struct.pack("<HH", component_id, property_type) + _wstr(value, nul_terminated)
+
+
+def encode_property_ethertype(component_id: int, ether_type: int) -> bytes:
+    """Event 75: an EtherType the component handles."""
+    return struct.pack("<HHH", component_id, PropertyType.ETHER_TYPE, ether_type)
+
+
+def encode_drop_counters(component_id: int, packets_in: int, bytes_in: int, packets_out: int, bytes_out: int) -> bytes:
+    """Event 80: drop counters of a component, inbound (Rx) and outbound (Tx)."""
+    counters = _COUNTERS.pack(DirTag.RX, packets_in, bytes_in, DirTag.TX, packets_out, bytes_out)
+    return struct.pack("<H", component_id) + counters
+
+
+def encode_flow_counters(
+    component_id: int, edge_name: str, edge_id: int, packets_in: int, bytes_in: int, packets_out: int, bytes_out: int
+) -> bytes:
+    """Event 90: flow counters of one edge of a component."""
+    return (struct.pack("<H", component_id) + _wstr(edge_name) + struct.pack("<H", edge_id)
+            + _COUNTERS.pack(DirTag.RX, packets_in, bytes_in, DirTag.TX, packets_out, bytes_out))
 
 
 def encode_packet(
@@ -136,10 +216,11 @@ def encode_packet(
     drop_location: int = 0,
     logged_size_limit: int = DEFAULT_LOGGED_SIZE,
 ) -> bytes:
-    """Event 160 (packet) or 170 (drop) payload: the frame is logged up to ``logged_size_limit`` bytes."""
+    """Event 160 (packet) or 170 (drop) payload: the frame is logged up to ``logged_size_limit`` bytes
+    (0: the whole frame, as ``pktmon start --pkt-size 0``)."""
     if len(frame) > 0xFFFF:
         raise ValueError("frame longer than 65535 bytes")
-    logged = min(len(frame), logged_size_limit)
+    logged = len(frame) if logged_size_limit == 0 else min(len(frame), logged_size_limit)
     head = PACKET_HEADER.pack(
         pkt_group_id,
         pkt_number,
@@ -161,127 +242,118 @@ def write_pktmon_event(writer: EtlWriter, event_id: int, payload: bytes, **kwarg
     """Write a PktMon event with the header values Windows uses (level 4, version 0, the keyword of
     its kind); ``kwargs`` go to :meth:`EtlWriter.write_event` (timestamp, cpu, pid, tid...)."""
     kwargs.setdefault("level", LEVEL_INFO)
-    kwargs.setdefault("keywords", KEYWORD_PAYLOAD if event_id >= EVENT_PACKET else KEYWORD_RUNDOWN)
+    kwargs.setdefault("keywords", keyword_for(event_id))
     writer.write_event(PROVIDER, event_id, 0, payload, **kwargs)  # type: ignore[arg-type]
 
 
-# -- frames ---------------------------------------------------------------------------------------
-
-ETHERTYPE_IPV4 = 0x0800
-ETHERTYPE_VLAN = 0x8100
-IPPROTO_TCP = 6
-IPPROTO_UDP = 17
-
-TCP_FIN, TCP_SYN, TCP_RST, TCP_PSH, TCP_ACK = 0x01, 0x02, 0x04, 0x08, 0x10
+def keyword_for(event_id: int) -> int:
+    return KEYWORD_PAYLOAD if event_id >= EVENT_PACKET else KEYWORD_RUNDOWN
 
 
-def mac(text: str) -> bytes:
-    """``"00-15-5d-01-02-03"`` or ``"00:15:5d:01:02:03"`` -> 6 bytes."""
-    raw = bytes.fromhex(text.replace("-", "").replace(":", ""))
-    if len(raw) != 6:
-        raise ValueError(f"bad MAC address {text!r}")
-    return raw
+# -- the schemas pktmon embeds ------------------------------------------------------------------
+
+_F = em.Field
+_U16, _U32, _U64 = em.IN_UINT16, em.IN_UINT32, em.IN_UINT64
+_COMPONENT_AND_TYPE = (_F("ComponentId", _U16), _F("Type", _U16, map_name="PropertyType"))
+_COUNTER_FIELDS = (
+    _F("DirTagIn", _U16, map_name="PacketDirectionTag"), _F("PacketsIn", _U64), _F("BytesIn", _U64),
+    _F("DirTagOut", _U16, map_name="PacketDirectionTag"), _F("PacketsOut", _U64), _F("BytesOut", _U64),
+)
+_PACKET_FIELDS = (
+    _F("PktGroupId", _U64), _F("PktNumber", _U16), _F("AppearanceCount", _U16),
+    _F("DirTag", _U16, map_name="PacketDirectionTag"), _F("PacketType", _U16, map_name="PacketType"),
+    _F("ComponentId", _U16), _F("EdgeId", _U16), _F("FilterId", _U16),
+    _F("DropReason", _U32, map_name="DropReason"), _F("DropLocation", _U32, em.OUT_HEXINT32),
+    _F("OriginalPayloadSize", _U16), _F("LoggedPayloadSize", _U16),
+    _F("Payload", em.IN_BINARY, length_field="LoggedPayloadSize"),
+)
+_PROPERTY_MESSAGE = "Property: Component %1, %2 = %3"
 
 
-def internet_checksum(data: bytes) -> int:
-    """RFC 1071 ones'-complement sum of 16-bit words."""
-    if len(data) % 2:
-        data += b"\x00"
-    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    while total >> 16:
-        total = (total & 0xFFFF) + (total >> 16)
-    return ~total & 0xFFFF
+def _layout(event_id: int, fields: tuple[em.Field, ...], message: str) -> em.EventLayout:
+    rundown = event_id < EVENT_PACKET
+    return em.EventLayout(
+        PROVIDER, PROVIDER_NAME, event_id, fields, level=LEVEL_INFO, keywords=keyword_for(event_id),
+        keyword_name="Rundown" if rundown else "Payload", message=message)
 
 
-def ipv4_packet(src: str, dst: str, protocol: int, payload: bytes, *, ident: int = 0, ttl: int = 128) -> bytes:
-    """IPv4 header (20 bytes, DF set, valid checksum) + payload."""
-    total = 20 + len(payload)
-    header = struct.pack(
-        "!BBHHHBBH4s4s",
-        0x45,
-        0,
-        total,
-        ident,
-        0x4000,
-        ttl,
-        protocol,
-        0,
-        ipaddress.IPv4Address(src).packed,
-        ipaddress.IPv4Address(dst).packed,
+LAYOUTS: dict[int, em.EventLayout] = {
+    layout.event_id: layout
+    for layout in (
+        _layout(EVENT_COMPONENT, (_F("Id", _U16), _F("Type", _U16, map_name="ComponentType"),
+                                  _F("Name", em.IN_UNICODESTRING), _F("Description", em.IN_UNICODESTRING)),
+                "Component %1, Type %2, Name %3, %4"),
+        _layout(EVENT_PROPERTY_U32, (*_COMPONENT_AND_TYPE, _F("Value", _U32)), _PROPERTY_MESSAGE),
+        _layout(EVENT_PROPERTY_GUID, (*_COMPONENT_AND_TYPE, _F("Value", em.IN_GUID)), _PROPERTY_MESSAGE),
+        _layout(EVENT_PROPERTY_U16, (*_COMPONENT_AND_TYPE, _F("Value", _U16)), _PROPERTY_MESSAGE),
+        _layout(EVENT_PROPERTY_IPV4, (*_COMPONENT_AND_TYPE, _F("IpAddress", _U32, em.OUT_IPV4)), _PROPERTY_MESSAGE),
+        _layout(EVENT_PROPERTY_IPV6, (*_COMPONENT_AND_TYPE, _F("IpAddress", em.IN_BINARY, em.OUT_IPV6, length=16)),
+                _PROPERTY_MESSAGE),
+        _layout(EVENT_PROPERTY_BINARY, (*_COMPONENT_AND_TYPE, _F("Size", _U32),
+                                        _F("Value", em.IN_BINARY, length_field="Size")),
+                "Property: Component %1, %2 = %4"),
+        _layout(EVENT_PROPERTY_WSTR, (*_COMPONENT_AND_TYPE, _F("Value", em.IN_UNICODESTRING)), _PROPERTY_MESSAGE),
+        _layout(EVENT_PROPERTY_ETHERTYPE, (*_COMPONENT_AND_TYPE, _F("EtherType", _U16, map_name="EtherType")),
+                _PROPERTY_MESSAGE),
+        _layout(EVENT_DROP_COUNTERS, (_F("ComponentId", _U16), *_COUNTER_FIELDS),
+                "Drop Counters: Component %1, Direction In = %2, Packets In %3, Bytes In %4, "
+                "Direction Out = %5, Packets Out %6, Bytes Out %7"),
+        _layout(EVENT_FLOW_COUNTERS, (_F("ComponentId", _U16), _F("EdgeName", em.IN_UNICODESTRING),
+                                      _F("EdgeId", _U16), *_COUNTER_FIELDS),
+                "Flow Counters: Component %1, Edge %2, Edge Id %3, Direction In = %4, Packets In %5, "
+                "Bytes In %6, Direction Out = %7, Packets Out %8, Bytes Out %9"),
+        _layout(EVENT_PACKET, _PACKET_FIELDS,
+                "PktGroupId %1, PktNumber %2, Appearance %3, Direction %4, Type %5, Component %6, Edge %7, "
+                "Filter %8, OriginalSize %11, LoggedSize %12"),
+        _layout(EVENT_DROP, _PACKET_FIELDS,
+                "Drop: PktGroupId %1, PktNumber %2, Appearance %3, Direction %4, Type %5, Component %6, "
+                "Edge %7, Filter %8, DropReason %9, DropLocation %10, OriginalSize %11, LoggedSize %12"),
     )
-    checksum = internet_checksum(header)
-    return header[:10] + struct.pack("!H", checksum) + header[12:] + payload
+}
+
+_ETHER_TYPES = {0x0800: "IPv4", 0x0806: "ARP", 0x8100: "VLAN", 0x86DD: "IPv6", 0x88CC: "LLDP", 0x88D9: "LLTD"}
+_NEWER_COMPONENT_TYPES = {10: "HTTP Protocol", 12: "Slbmux", 13: "IPSec", 14: "NetCx", 15: "HTTP Message"}
+_NEWER_PROPERTY_TYPES = {13: "IP Address", 14: "IpIfIndex", 15: "VSID", 16: "VLAN", 17: "Compartment ID"}
 
 
-def _pseudo_header(src: str, dst: str, protocol: int, length: int) -> bytes:
-    return ipaddress.IPv4Address(src).packed + ipaddress.IPv4Address(dst).packed + struct.pack("!BBH", 0, protocol, length)
+def value_maps() -> dict[str, dict[int, str]]:
+    """The value maps the layouts name, with the display names of knowledge/ (current numbering)."""
+    k = knowledge.load_pktmon_knowledge()
+    drop_reasons = {code: reason.name for code, reason in k.drop_reasons.current.codes.items()}
+    return {
+        "ComponentType": {**k.component_types, **_NEWER_COMPONENT_TYPES},
+        "PropertyType": {**k.property_types, **_NEWER_PROPERTY_TYPES},
+        "PacketDirectionTag": dict(k.direction_tags),
+        "PacketType": {n: name for n, name in k.packet_types.items() if n <= 4},
+        "EtherType": _ETHER_TYPES,
+        "DropReason": drop_reasons,
+    }
 
 
-def tcp_segment(
-    src: str,
-    dst: str,
-    sport: int,
-    dport: int,
-    *,
-    seq: int = 0,
-    ack: int = 0,
-    flags: int = TCP_ACK,
-    window: int = 64240,
-    payload: bytes = b"",
-) -> bytes:
-    """TCP header (20 bytes, no options, valid checksum) + payload."""
-    header = struct.pack("!HHIIBBHHH", sport, dport, seq, ack, 5 << 4, flags, window, 0, 0)
-    checksum = internet_checksum(_pseudo_header(src, dst, IPPROTO_TCP, len(header) + len(payload)) + header + payload)
-    return header[:16] + struct.pack("!H", checksum) + header[18:] + payload
+# -- frames (kept here for callers of the first version of this module) ----------------------------
 
+from diag.synth.frames import (  # noqa: E402
+    ETHERTYPE_IPV4,
+    ETHERTYPE_VLAN,
+    IPPROTO_TCP,
+    IPPROTO_UDP,
+    TCP_ACK,
+    TCP_FIN,
+    TCP_PSH,
+    TCP_RST,
+    TCP_SYN,
+    ethernet_frame,
+    internet_checksum,
+    ipv4_packet,
+    mac,
+    tcp_frame,
+    tcp_segment,
+    udp_datagram,
+    udp_frame,
+)
 
-def udp_datagram(src: str, dst: str, sport: int, dport: int, payload: bytes = b"") -> bytes:
-    """UDP header (valid length and checksum) + payload."""
-    length = 8 + len(payload)
-    header = struct.pack("!HHHH", sport, dport, length, 0)
-    checksum = internet_checksum(_pseudo_header(src, dst, IPPROTO_UDP, length) + header + payload) or 0xFFFF
-    return header[:6] + struct.pack("!H", checksum) + payload
-
-
-def ethernet_frame(dst_mac: str, src_mac: str, ethertype: int, payload: bytes, *, vlan_id: int | None = None) -> bytes:
-    """Ethernet II frame without FCS (as pktmon logs it), optionally 802.1Q-tagged."""
-    tag = b"" if vlan_id is None else struct.pack("!HH", ETHERTYPE_VLAN, vlan_id & 0x0FFF)
-    return mac(dst_mac) + mac(src_mac) + tag + struct.pack("!H", ethertype) + payload
-
-
-def tcp_frame(
-    src_mac: str,
-    dst_mac: str,
-    src_ip: str,
-    dst_ip: str,
-    sport: int,
-    dport: int,
-    *,
-    vlan_id: int | None = None,
-    ident: int = 0,
-    ttl: int = 128,
-    **tcp: object,
-) -> bytes:
-    """Ethernet/IPv4/TCP frame; ``tcp`` goes to :func:`tcp_segment` (seq, ack, flags, window, payload)."""
-    segment = tcp_segment(src_ip, dst_ip, sport, dport, **tcp)  # type: ignore[arg-type]
-    packet = ipv4_packet(src_ip, dst_ip, IPPROTO_TCP, segment, ident=ident, ttl=ttl)
-    return ethernet_frame(dst_mac, src_mac, ETHERTYPE_IPV4, packet, vlan_id=vlan_id)
-
-
-def udp_frame(
-    src_mac: str,
-    dst_mac: str,
-    src_ip: str,
-    dst_ip: str,
-    sport: int,
-    dport: int,
-    payload: bytes = b"",
-    *,
-    vlan_id: int | None = None,
-    ident: int = 0,
-    ttl: int = 128,
-) -> bytes:
-    """Ethernet/IPv4/UDP frame."""
-    datagram = udp_datagram(src_ip, dst_ip, sport, dport, payload)
-    packet = ipv4_packet(src_ip, dst_ip, IPPROTO_UDP, datagram, ident=ident, ttl=ttl)
-    return ethernet_frame(dst_mac, src_mac, ETHERTYPE_IPV4, packet, vlan_id=vlan_id)
+__all__ = [
+    "ETHERTYPE_IPV4", "ETHERTYPE_VLAN", "IPPROTO_TCP", "IPPROTO_UDP", "TCP_ACK", "TCP_FIN", "TCP_PSH",
+    "TCP_RST", "TCP_SYN", "ethernet_frame", "internet_checksum", "ipv4_packet", "mac", "tcp_frame",
+    "tcp_segment", "udp_datagram", "udp_frame",
+]

@@ -1,0 +1,160 @@
+"""``wnvdiag rules list|show|new|test|lint``: a thin typer layer over ``diag.engine``.
+
+Exit codes: 0 fine, 1 problems found (broken rule files, failed tests, lint errors), 2 bad input.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from diag.engine import load_rules
+from diag.engine.differential import RuleComparison
+from diag.engine.lint import lint as lint_paths
+from diag.engine.rules import Rule
+from diag.engine.scaffold import new_rule
+from diag.engine.selftest import RulesTestReport, test_rules
+from diag.errors import DiagError
+from diag.resources import data_dir
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="List, show, write, test and lint rules.")
+
+RULES_OPTION = typer.Option([], "--rules", help="A directory of your own rules, added to the shipped pack.")
+
+
+def _fail(message: str) -> None:
+    typer.echo(f"wnvdiag: error: {message}", err=True)
+    raise typer.Exit(2)
+
+
+def _pack(extra: list[Path]) -> tuple[list[Rule], list]:
+    for directory in extra:
+        if not directory.is_dir():
+            _fail(f"{directory}: rules directory does not exist")
+    return load_rules([data_dir("rules"), *extra])
+
+
+def _paths(paths: Optional[list[Path]]) -> list[Path]:
+    chosen = list(paths or [data_dir("rules")])
+    for path in chosen:
+        if not path.exists():
+            _fail(f"{path}: no such file or directory")
+    return chosen
+
+
+@app.command("list")
+def list_rules(rules: list[Path] = RULES_OPTION) -> None:
+    """Every rule: id, status, severity, where it comes from, tags and title."""
+    loaded, errors = _pack(rules)
+    shipped = data_dir("rules")
+    for rule in loaded:
+        source = "shipped" if rule.shipped else str(rule.path.parent)
+        typer.echo(f"{rule.id:<40} {rule.meta.status:<12} {rule.meta.severity:<8} {source:<10} "
+                   f"[{', '.join(rule.meta.tags)}] {rule.meta.title}")
+    for error in errors:
+        typer.echo(f"{error.file}: error: {error.message} - this rule will not run", err=True)
+    typer.echo(f"{len(loaded)} rule(s) ({sum(r.shipped for r in loaded)} shipped in {shipped})"
+               + (f", {len(errors)} file(s) with errors" if errors else ""))
+    raise typer.Exit(1 if errors else 0)
+
+
+@app.command()
+def show(rule_id: str = typer.Argument(..., help="The rule's id."), rules: list[Path] = RULES_OPTION) -> None:
+    """A rule's metadata, its file and cases, and the durable_rules rules it compiles to."""
+    loaded, errors = _pack(rules)
+    found = [r for r in loaded if r.id == rule_id]
+    if not found:
+        broken = [e for e in errors if e.rule_id == rule_id]
+        _fail(f"{broken[0].file}: {broken[0].message}" if broken else f"no rule has the id {rule_id!r}")
+    rule = found[0]
+    meta = rule.meta
+    lines = [
+        f"{meta.id}: {meta.title}",
+        f"  file        {rule.path} ({rule.language}{', shipped' if rule.shipped else ''})",
+        f"  cases       {rule.cases_path if rule.cases_path.is_file() else 'none'}",
+        f"  status      {meta.status}; severity {meta.severity}; confidence {meta.confidence}",
+        f"  tags        {', '.join(meta.tags) or '-'}",
+        f"  description {meta.description.strip()}",
+        f"  impact      {meta.impact.strip()}",
+        f"  remediation {meta.remediation.strip()}",
+        *(f"  reference   {ref}" for ref in meta.references),
+        f"  reports     aliases {', '.join(rule.aliases)}; summary: {meta.finding.summary.strip()}",
+        f"Compiles to {len(rule.engine_rules)} durable_rules rule(s):",
+    ]
+    lines += [f"  {d.name}: {json.dumps({'all': d.all})}" for d in rule.engine_rules]
+    typer.echo("\n".join(lines))
+
+
+@app.command()
+def new(
+    name: str = typer.Argument(..., help="The new rule's id: lower-case words joined by '-'."),
+    directory: Path = typer.Option(Path("."), "--dir", help="Where to write the files."),
+    python: bool = typer.Option(False, "--python", help="A Python rule (durable_rules DSL) instead of YAML."),
+) -> None:
+    """Write a commented rule template and its test cases."""
+    try:
+        written = new_rule(name, directory, python)
+    except DiagError as exc:
+        _fail(str(exc))
+    for path in written:
+        typer.echo(f"wrote {path}")
+    typer.echo(f"next: edit them, then `wnvdiag rules lint {written[0]}` and `wnvdiag rules test {written[0]}`")
+
+
+@app.command()
+def test(
+    paths: Optional[list[Path]] = typer.Argument(None, help="Rule files or directories (default: the shipped pack)."),
+    sets: int = typer.Option(200, "--sets", min=1, help="Generated fact sets per rule for the differential test."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the fact-set generator."),
+) -> None:
+    """Run the rules' own cases and the differential test (engine vs reference evaluator)."""
+    try:
+        report = test_rules(_paths(paths), sets, seed)
+    except DiagError as exc:
+        _fail(str(exc))
+    typer.echo(_render_test_report(report))
+    raise typer.Exit(0 if report.passed else 1)
+
+
+def _render_test_report(report: RulesTestReport) -> str:
+    lines = [f"{e.file}: error: {e.message}" for e in report.load_errors]
+    for result in report.cases:
+        if not result.passed:
+            case = result.case
+            lines.append(f"{case.location}: FAIL {case.rule_id} {case.expect} case {case.name!r}: "
+                         + "; ".join(result.problems))
+    lines += [_render_comparison(c) for c in report.comparisons]
+    passed = sum(r.passed for r in report.cases)
+    lines.append(f"cases: {passed} passed, {len(report.cases) - passed} failed")
+    good = sum(c.passed for c in report.comparisons)
+    lines.append(f"differential: {good} passed, {len(report.comparisons) - good} failed")
+    if not report.rules:
+        lines.append("no rule could be loaded, so nothing was tested")
+    return "\n".join(lines)
+
+
+def _render_comparison(c: RuleComparison) -> str:
+    verdict = "ok  " if c.passed else "FAIL"
+    line = (f"{verdict} {c.rule_id}: {c.sets} fact sets, {c.expected} expected matches, {c.fired} fired, "
+            f"{c.missed} missed, {c.extra} extra")
+    if c.errors:
+        line += f"; {len(c.errors)} error(s), first: {c.errors[0]}"
+    if c.example:
+        line += f"\n     smallest failing set: {json.dumps(c.example, default=str)}"
+    return line
+
+
+@app.command()
+def lint(
+    paths: Optional[list[Path]] = typer.Argument(None, help="Rule files or directories (default: the shipped pack)."),
+) -> None:
+    """Check rule files and their cases; print each problem as file:line: message."""
+    issues = lint_paths(_paths(paths))
+    for issue in issues:
+        typer.echo(str(issue))
+    errors = sum(i.severity == "error" for i in issues)
+    typer.echo(f"{errors} error(s), {len(issues) - errors} warning(s)")
+    raise typer.Exit(1 if errors else 0)

@@ -1,0 +1,231 @@
+"""Event layouts declared as data, for the hand-written provider decoders (VmSwitch, TCPIP, ...).
+
+A layout is a name and a tuple of fields ``(name, kind)`` or ``(name, kind, length_field)``, in
+payload order, compiled once into a list of readers. Kinds:
+
+    u8 u16 u32 u64 i32 i64     little-endian integers
+    bool32 / bool8              a 4-byte BOOL (win:Boolean) / a one-byte flag, as ``bool``
+    guid                        16 bytes, little-endian GUID, as text
+    wstr / cstr                 NUL-terminated UTF-16LE / ANSI string
+    counted_wstr                a u32 count, then that many UTF-16 code units (``units="bytes"``:
+                                that many bytes), trailing NULs dropped
+    ipv4                        4 bytes in network order (win:IPAddrV4), as text
+    mac6                        6 bytes, as ``AA-BB-CC-DD-EE-FF``
+    bin / mac / ip / sockaddr   bytes sized by an earlier field (``length_field``): hex text, a MAC,
+                                an IP address (4 or 16 bytes; empty: None), a SOCKADDR_IN/IN6 as
+                                ``{"address", "port"}``
+
+``decode_layout`` insists that the layout consumes the payload exactly: a payload with bytes left
+over, or too short, raises ``WireError`` (a wrong layout must not produce plausible values).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import struct
+from dataclasses import dataclass
+from typing import Any, Callable
+from uuid import UUID
+
+from diag.decode.wire import WireError, mac_text, utf16z
+
+_FIXED = {"u8": "B", "u16": "H", "u32": "I", "u64": "Q", "i32": "i", "i64": "q", "bool32": "I", "bool8": "B"}
+_U32 = struct.Struct("<I")
+_AF_INET, _AF_INET6 = 2, 23
+
+
+@dataclass(frozen=True, slots=True)
+class Layout:
+    name: str
+    fields: tuple[tuple, ...]
+
+
+Reader = Callable[[memoryview, int, dict, str], int]
+
+
+def _fixed(name: str, kind: str) -> Reader:
+    fmt = struct.Struct("<" + _FIXED[kind])
+    as_bool = kind in ("bool32", "bool8")
+
+    def read(p: memoryview, pos: int, out: dict, _units: str) -> int:
+        if pos + fmt.size > len(p):
+            raise WireError(f"field {name} ({kind}) runs past the end of the payload")
+        value = fmt.unpack_from(p, pos)[0]
+        out[name] = bool(value) if as_bool else value
+        return pos + fmt.size
+    return read
+
+
+def _need(p: memoryview, pos: int, size: int, name: str) -> None:
+    if size < 0 or pos + size > len(p):
+        raise WireError(f"field {name} needs {size} bytes at offset {pos}, the payload has {len(p)}")
+
+
+def _guid(name: str) -> Reader:
+    def read(p: memoryview, pos: int, out: dict, _units: str) -> int:
+        _need(p, pos, 16, name)
+        out[name] = str(UUID(bytes_le=bytes(p[pos:pos + 16])))
+        return pos + 16
+    return read
+
+
+def _wstr(name: str) -> Reader:
+    def read(p: memoryview, pos: int, out: dict, _units: str) -> int:
+        out[name], end = utf16z(p, pos)
+        return end
+    return read
+
+
+def _cstr(name: str) -> Reader:
+    def read(p: memoryview, pos: int, out: dict, _units: str) -> int:
+        raw = bytes(p[pos:])
+        end = raw.find(b"\x00")
+        if end < 0:
+            raise WireError(f"field {name}: ANSI string without a terminating NUL")
+        out[name] = raw[:end].decode("latin-1")
+        return pos + end + 1
+    return read
+
+
+def _counted_wstr(name: str) -> Reader:
+    def read(p: memoryview, pos: int, out: dict, units: str) -> int:
+        _need(p, pos, 4, name)
+        count = _U32.unpack_from(p, pos)[0]
+        size = count * 2 if units == "chars" else count
+        _need(p, pos + 4, size, name)
+        if size % 2:
+            raise WireError(f"field {name}: odd byte count {size} for a UTF-16 string")
+        out[name] = bytes(p[pos + 4:pos + 4 + size]).decode("utf-16-le", "replace").rstrip("\x00")
+        return pos + 4 + size
+    return read
+
+
+def _ipv4(name: str) -> Reader:
+    def read(p: memoryview, pos: int, out: dict, _units: str) -> int:
+        _need(p, pos, 4, name)
+        out[name] = str(ipaddress.IPv4Address(bytes(p[pos:pos + 4])))
+        return pos + 4
+    return read
+
+
+def _mac6(name: str) -> Reader:
+    def read(p: memoryview, pos: int, out: dict, _units: str) -> int:
+        _need(p, pos, 6, name)
+        out[name] = mac_text(bytes(p[pos:pos + 6]))
+        return pos + 6
+    return read
+
+
+def ip_from_bytes(raw: bytes) -> str | None:
+    if len(raw) == 4:
+        return str(ipaddress.IPv4Address(raw))
+    if len(raw) == 16:
+        return str(ipaddress.IPv6Address(raw))
+    return None
+
+
+def sockaddr(raw: bytes) -> dict[str, Any] | None:
+    """SOCKADDR_IN (family 2) or SOCKADDR_IN6 (family 23): address and port; None if neither."""
+    if len(raw) >= 8 and raw[0] | (raw[1] << 8) == _AF_INET:
+        return {"address": str(ipaddress.IPv4Address(raw[4:8])), "port": int.from_bytes(raw[2:4], "big")}
+    if len(raw) >= 24 and raw[0] | (raw[1] << 8) == _AF_INET6:
+        return {"address": str(ipaddress.IPv6Address(raw[8:24])), "port": int.from_bytes(raw[2:4], "big")}
+    return None
+
+
+_SIZED = {
+    "bin": lambda raw: raw.hex(),
+    "mac": lambda raw: mac_text(raw) if raw else None,
+    "ip": ip_from_bytes,
+    "sockaddr": sockaddr,
+}
+
+
+def _sized(name: str, kind: str, length_field: str) -> Reader:
+    convert = _SIZED[kind]
+
+    def read(p: memoryview, pos: int, out: dict, _units: str) -> int:
+        size = out[length_field]
+        _need(p, pos, size, name)
+        out[name] = convert(bytes(p[pos:pos + size]))
+        return pos + size
+    return read
+
+
+_SIMPLE = {"guid": _guid, "wstr": _wstr, "cstr": _cstr, "counted_wstr": _counted_wstr, "ipv4": _ipv4,
+           "mac6": _mac6}
+
+
+def compile_layout(layout: Layout) -> list[Reader]:
+    readers = []
+    for field in layout.fields:
+        name, kind = field[0], field[1]
+        if kind in _FIXED:
+            readers.append(_fixed(name, kind))
+        elif kind in _SIMPLE:
+            readers.append(_SIMPLE[kind](name))
+        elif kind in _SIZED:
+            readers.append(_sized(name, kind, field[2]))
+        else:
+            raise ValueError(f"layout {layout.name}: unknown field kind {kind!r}")
+    return readers
+
+
+def decode_layout(readers: list[Reader], payload: memoryview, units: str = "chars") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    pos = 0
+    try:
+        for read in readers:
+            pos = read(payload, pos, out, units)
+    except (struct.error, ValueError) as exc:
+        raise WireError(str(exc)) from None
+    if pos != len(payload):
+        raise WireError(f"layout leaves {len(payload) - pos} payload bytes unread")
+    return out
+
+
+class ProviderLayouts:
+    """The layouts of one provider, keyed by (event id, version), compiled on first use.
+
+    A key may map to several layouts (manifest revisions that kept the event id and version but
+    appended fields, or a field whose width two sources disagree on): they are tried in order and
+    the first that consumes the payload exactly wins. ``string_units`` likewise lists how counted
+    strings may be sized; the unit that made the event fit is reported as ``string_units``.
+    """
+
+    def __init__(self, layouts: dict[tuple[int, int], Layout | tuple[Layout, ...]], provider_name: str,
+                 string_units: tuple[str, ...] = ("chars",)) -> None:
+        self.layouts = {k: v if isinstance(v, tuple) else (v,) for k, v in layouts.items()}
+        self.provider_name = provider_name
+        self.string_units = string_units
+        self._compiled: dict[tuple[int, int], list[list[Reader]]] = {}
+
+    def event_name(self, event_id: int, version: int) -> str | None:
+        layouts = self.layouts.get((event_id, version))
+        return layouts[0].name if layouts else None
+
+    def decode(self, event_id: int, version: int, payload: memoryview) -> dict[str, Any] | None:
+        """The event's fields; None when no layout covers (event id, version); WireError if none fits."""
+        key = (event_id, version)
+        compiled = self._compiled.get(key)
+        if compiled is None:
+            layouts = self.layouts.get(key)
+            if layouts is None:
+                return None
+            compiled = self._compiled[key] = [compile_layout(layout) for layout in layouts]
+        first_error = None
+        has_counted = self._has_counted(key)
+        for readers in compiled:
+            for units in self.string_units if has_counted else self.string_units[:1]:
+                try:
+                    out = decode_layout(readers, payload, units)
+                except WireError as exc:
+                    first_error = first_error or exc
+                    continue
+                if has_counted and len(self.string_units) > 1:
+                    out["string_units"] = units
+                return out
+        raise WireError(f"{self.provider_name} event {event_id} v{version}: {first_error}")
+
+    def _has_counted(self, key: tuple[int, int]) -> bool:
+        return any(field[1] == "counted_wstr" for layout in self.layouts[key] for field in layout.fields)

@@ -1,0 +1,274 @@
+"""The differential test: the engine against the reference evaluator on generated fact sets.
+
+For each rule, fact sets are generated from the pydantic fact models with small value domains
+(0, 1, 2, the rule's own constants and their neighbours, a few words, the strings its regular
+expressions accept) so that joins collide and thresholds are met on both sides. Every set runs
+in the real engine, one session each, hundreds per worker process and all rules in one ruleset;
+the reference evaluator computes the exact set of matches each rule must have; any difference
+is a missed or an extra match.
+
+Hypothesis draws the sets when it is installed (the ``test`` extra); otherwise a seeded
+``random.Random`` makes the same choices.
+"""
+
+from __future__ import annotations
+
+import random
+import warnings
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from enum import Enum
+from typing import Annotated, Any, Callable, Literal, Sequence, get_args, get_origin
+
+from pydantic import BaseModel, TypeAdapter, ValidationError
+
+from diag.engine.conditions import Arith, Test, field_types, references, tests_of
+from diag.engine.reference import expected_matches
+from diag.engine.rules import Rule
+from diag.engine.runner import run_sessions
+from diag.facts.models import FACT_MODELS
+
+with warnings.catch_warnings():  # deprecated names of the same modules; fine on 3.11 and 3.12
+    warnings.simplefilter("ignore", DeprecationWarning)
+    import sre_constants
+    import sre_parse
+
+Choose = Callable[[Sequence[Any]], Any]  # picks one of the options
+
+MAX_FACTS = 10
+BASE_NUMBERS = (0, 1, 2)
+BASE_WORDS = ("a", "b")
+BASE_TIMES = (datetime(2024, 5, 1, tzinfo=timezone.utc), datetime(2024, 5, 2, tzinfo=timezone.utc))
+
+
+@dataclass
+class RuleComparison:
+    """How the engine did on one rule's generated sets."""
+
+    rule_id: str
+    sets: int = 0
+    expected: int = 0
+    fired: int = 0
+    missed: int = 0
+    extra: int = 0
+    errors: list[str] = field(default_factory=list)
+    example: dict[str, Any] | None = None  # the smallest set with a difference
+
+    @property
+    def passed(self) -> bool:
+        return not (self.missed or self.extra or self.errors)
+
+
+# ---------------------------------------------------------------------------------------------
+# value domains
+
+
+def domains(rule: Rule) -> dict[str, dict[str, list[Any]]]:
+    """kind -> field -> the values generated facts of that kind take."""
+    tests = [t for p in rule.condition.patterns for t in tests_of(p.expr)]
+    kinds = {p.kind for p in rule.condition.patterns}
+    return {kind: _kind_domain(kind, tests) for kind in sorted(kinds)}
+
+
+def _kind_domain(kind: str, tests: list[Test]) -> dict[str, list[Any]]:
+    fields = {name: _field_domain(kind, name, tests) for name in field_types(kind) if name != "kind"}
+    for name, info in FACT_MODELS[kind].model_fields.items():
+        if info.is_required() and not fields.get(name):
+            raise ValueError(f"cannot generate {kind} facts: no valid value for its required field {name!r}")
+    return fields
+
+
+def _field_domain(kind: str, name: str, tests: list[Test]) -> list[Any]:
+    info = FACT_MODELS[kind].model_fields[name]
+    adapter = TypeAdapter(Annotated[info.annotation, *info.metadata]) if info.metadata else TypeAdapter(info.annotation)
+    candidates = _literal_values(info.annotation) or _candidates(field_types(kind)[name].category, name, tests,
+                                                                 _is_time(info.annotation))
+    if field_types(kind)[name].optional:
+        candidates.append(None)
+    values = []
+    for value in candidates:
+        try:
+            valid = adapter.validate_python(value)
+        except ValidationError:
+            continue
+        if valid not in values:
+            values.append(valid)
+    return values
+
+
+def _candidates(category: str, name: str, tests: list[Test], is_time: bool) -> list[Any]:
+    constants = _constants(name, tests)
+    if category == "bool":
+        return [True, False]
+    if category == "number":
+        numbers = [n for c in constants if isinstance(c, (int, float)) for n in (c - 1, c, c + 1)]
+        return [*BASE_NUMBERS, *numbers]
+    if is_time:
+        return [*BASE_TIMES, *constants]
+    words = [s for t in tests if t.field == name and t.op in ("mt", "imt") for s in regex_samples(t.operand)]
+    return [*BASE_WORDS, *constants, *words]
+
+
+def _constants(name: str, tests: list[Test]) -> list[Any]:
+    """Constants the rule compares ``name`` with, and the numbers in its arithmetic."""
+    out: list[Any] = []
+    for test in tests:
+        if test.op in ("ex", "nex", "mt", "imt"):
+            continue
+        if test.field == name and not references(test.operand):
+            out.append(test.operand)
+        if isinstance(test.operand, Arith):
+            out += _arith_numbers(test.operand)
+    return out
+
+
+def _arith_numbers(operand: Any) -> list[Any]:
+    if isinstance(operand, Arith):
+        return _arith_numbers(operand.left) + _arith_numbers(operand.right)
+    return [operand] if isinstance(operand, (int, float)) and not isinstance(operand, bool) else []
+
+
+def _literal_values(annotation: Any) -> list[Any]:
+    """The allowed values of a ``Literal`` or ``Enum`` field (``None`` removed), else nothing."""
+    for arg in (annotation, *get_args(annotation)):
+        if get_origin(arg) is Literal:
+            return list(get_args(arg))
+        if isinstance(arg, type) and issubclass(arg, Enum):
+            return [member.value for member in arg]
+    return []
+
+
+def _is_time(annotation: Any) -> bool:
+    return datetime in getattr(annotation, "__args__", ()) or annotation is datetime
+
+
+def regex_samples(pattern: str) -> list[str]:
+    """A few strings the pattern accepts (shortest repeats, first alternatives) and variants."""
+    out = []
+    for pick in (0, 1):
+        try:
+            out.append(_sample(sre_parse.parse(pattern), pick))
+        except (ValueError, TypeError, KeyError):
+            continue
+    return out + [s.upper() for s in out]
+
+
+def _sample(parsed: Any, pick: int) -> str:
+    text = ""
+    for op, arg in parsed:
+        if op is sre_constants.LITERAL:
+            text += chr(arg)
+        elif op is sre_constants.ANY:
+            text += "x"
+        elif op is sre_constants.IN:
+            text += _class_char(arg, pick)
+        elif op is sre_constants.SUBPATTERN:
+            text += _sample(arg[-1], pick)
+        elif op is sre_constants.BRANCH:
+            branches = arg[1]
+            text += _sample(branches[min(pick, len(branches) - 1)], pick)
+        elif op in (sre_constants.MAX_REPEAT, sre_constants.MIN_REPEAT):
+            low, high, inner = arg
+            count = low + pick if high is sre_constants.MAXREPEAT or low + pick <= high else low
+            text += "".join(_sample(inner, pick) for _ in range(count))
+        else:
+            raise ValueError(f"unsupported regex element {op}")
+    return text
+
+
+def _class_char(items: Any, pick: int) -> str:
+    op, arg = items[min(pick, len(items) - 1)]
+    if op is sre_constants.LITERAL:
+        return chr(arg)
+    if op is sre_constants.RANGE:
+        return chr(arg[0] + pick if arg[0] + pick <= arg[1] else arg[0])
+    raise ValueError(f"unsupported class element {op}")
+
+
+# ---------------------------------------------------------------------------------------------
+# fact sets
+
+
+def fact_set(choose: Choose, rule_domains: dict[str, dict[str, list[Any]]]) -> list[BaseModel]:
+    """One set of up to ``MAX_FACTS`` facts of the rule's kinds, every value from its domain."""
+    kinds = sorted(rule_domains)
+    facts = []
+    for _ in range(choose(range(MAX_FACTS + 1))):
+        kind = choose(kinds)
+        values = {name: choose(options) for name, options in rule_domains[kind].items() if options}
+        facts.append(FACT_MODELS[kind](**values))
+    return facts
+
+
+def generate_fact_sets(rule: Rule, count: int, seed: int = 0) -> list[list[BaseModel]]:
+    """``count`` fact sets for ``rule``: drawn by hypothesis if installed, else by ``random``."""
+    rule_domains = domains(rule)
+    try:
+        sets = _hypothesis_sets(rule_domains, count, seed)
+    except ImportError:
+        sets = []
+    rnd = random.Random(f"{seed}:{rule.id}")
+    while len(sets) < count:  # hypothesis may stop early on a small space; top up
+        sets.append(fact_set(lambda options: rnd.choice(list(options)), rule_domains))
+    return sets[:count]
+
+
+def _hypothesis_sets(rule_domains: dict[str, dict[str, list[Any]]], count: int, seed: int) -> list[list[BaseModel]]:
+    from hypothesis import HealthCheck, Phase, given, settings
+    from hypothesis import seed as fixed_seed
+    from hypothesis import strategies as st
+
+    models = [st.builds(FACT_MODELS[kind], **{name: st.sampled_from(options) for name, options in fields.items() if options})
+              for kind, fields in rule_domains.items()]
+    sets: list[list[BaseModel]] = []
+
+    @fixed_seed(seed)
+    @settings(max_examples=count, database=None, deadline=None, phases=[Phase.generate],
+              suppress_health_check=list(HealthCheck))
+    @given(st.lists(st.one_of(models), max_size=MAX_FACTS))
+    def collect(facts: list[BaseModel]) -> None:
+        sets.append(facts)
+
+    collect()
+    return sets
+
+
+# ---------------------------------------------------------------------------------------------
+# the comparison
+
+
+def compare_with_reference(rules: list[Rule], sets_per_rule: int = 200, seed: int = 0,
+                           timeout: float | None = None) -> list[RuleComparison]:
+    """Run ``sets_per_rule`` generated sets per rule through the engine; compare with the reference."""
+    results = {r.id: RuleComparison(r.id) for r in rules}
+    owners: list[Rule] = []
+    fact_sets: list[list[BaseModel]] = []
+    for rule in rules:
+        try:
+            generated = generate_fact_sets(rule, sets_per_rule, seed)
+        except ValueError as exc:
+            results[rule.id].errors.append(str(exc))
+            continue
+        owners += [rule] * len(generated)
+        fact_sets += generated
+    sessions, run = run_sessions(rules, fact_sets, timeout)
+    for rule_id, failure in run.failures.items():
+        results[rule_id].errors += [f"action failed: {m}" for m in failure["messages"]]
+    for rule, session, outcome in zip(owners, sessions, run.sessions):
+        _compare_one(results[rule.id], rule, [f.engine for f in session.facts], set(outcome.matches.get(rule.id, {})),
+                     outcome.errors)
+    return [results[r.id] for r in rules]
+
+
+def _compare_one(result: RuleComparison, rule: Rule, facts: list[dict[str, Any]], fired: set[tuple[str, ...]],
+                 errors: list[str]) -> None:
+    expected = expected_matches(rule.condition, facts)
+    missed, extra = expected - fired, fired - expected
+    result.sets += 1
+    result.expected += len(expected)
+    result.fired += len(fired)
+    result.missed += len(missed)
+    result.extra += len(extra)
+    result.errors += errors
+    if (missed or extra or errors) and (result.example is None or len(facts) < len(result.example["facts"])):
+        result.example = {"facts": facts, "missed": sorted(missed), "extra": sorted(extra), "errors": errors}

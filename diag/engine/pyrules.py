@@ -1,0 +1,133 @@
+"""Python rule files: conditions written with durable_rules' own DSL, for what YAML can't say.
+
+A Python rule is ``<id>.py`` in a rules directory (files starting with ``_`` are skipped)::
+
+    from durable.lang import c, m, none, when_all
+
+    META = {"id": "...", "title": "...", "severity": "high", ..., "finding": {"summary": "..."}}
+    WHEN = when_all(
+        c.a << (m.kind == "pktmon_drop") & (m.direction == "In"),
+        c.b << (m.kind == "pktmon_drop") & (m.component_id == c.a.component_id) & (m.count > c.a.count * 10),
+    )
+
+    def action(match):            # optional, called once per match in the worker
+        return {"ratio": match["b"]["count"] / match["a"]["count"]}
+
+``WHEN.define()`` is durable_rules' JSON form of the DSL; it is checked and compiled exactly like
+a YAML ``when:``. ``action`` gets ``{alias: fact fields}`` and returns ``None`` or a dict of
+scalar values added to that match's evidence row; an exception in it is reported for the rule.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib.util
+import sys
+import traceback
+import zlib
+from pathlib import Path
+from types import ModuleType
+from typing import Any, Callable
+
+from diag.engine.source import Document, RuleFileError
+
+ACTION_NAME = "action"
+
+
+def module_name(path: Path) -> str:
+    """A module name unique to this file, so two rule directories never share a module."""
+    return f"wnvdiag_rule_{zlib.crc32(str(Path(path).resolve()).encode()):08x}"
+
+
+def import_rule_module(path: Path) -> ModuleType:
+    """Execute the rule file as a fresh module; raises ``RuleFileError`` with the failing line."""
+    name = module_name(path)
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise RuleFileError("cannot be loaded as a Python module")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException as exc:  # noqa: BLE001 - any failure of user code is a rule error
+        sys.modules.pop(name, None)
+        raise RuleFileError(f"cannot be imported: {type(exc).__name__}: {exc}", line=_failing_line(exc, path)) from None
+    return module
+
+
+def read_python_rule(path: Path) -> Document:
+    """The rule's ``META`` with ``when`` from ``WHEN.define()``, and the lines they are written on."""
+    module = import_rule_module(path)
+    lines = _top_level_lines(path)
+    positions = {(): (1, 1)}
+    positions.update({key: (line, 1) for key, line in lines.items()})
+    meta = getattr(module, "META", None)
+    if not isinstance(meta, dict):
+        raise RuleFileError("must define META = {...}: the rule's id, title, severity and the rest", line=1)
+    when = getattr(module, "WHEN", None)
+    if when is None:
+        raise RuleFileError("must define WHEN = when_all(...) with durable_rules' DSL", line=1)
+    defined = _define(when, positions.get(("when",), (1, 1))[0])
+    action = getattr(module, ACTION_NAME, None)
+    if action is not None and not callable(action):
+        raise RuleFileError(f"{ACTION_NAME} must be a function", line=positions.get((ACTION_NAME,), (1, 1))[0])
+    return Document(data={**meta, "when": defined}, positions=positions)
+
+
+def has_action(path: Path) -> bool:
+    return callable(getattr(sys.modules.get(module_name(path)), ACTION_NAME, None))
+
+
+def load_action(path: Path) -> Callable[[dict[str, dict[str, Any]]], Any] | None:
+    """The rule's ``action`` (imports the file if this process has not yet)."""
+    module = sys.modules.get(module_name(path)) or import_rule_module(path)
+    return getattr(module, ACTION_NAME, None)
+
+
+def _define(when: Any, line: int) -> Any:
+    if isinstance(when, dict):
+        return when
+    define = getattr(when, "define", None)
+    if not callable(define):
+        raise RuleFileError("WHEN must be when_all(...) from durable.lang, or a dict", ("when",), line=line)
+    try:
+        defined = define()
+    except Exception as exc:  # noqa: BLE001 - the DSL raises plain Exception
+        raise RuleFileError(f"WHEN.define() failed: {exc}", ("when",), line=line) from None
+    if isinstance(defined, dict) and "run" in defined:
+        raise RuleFileError(f"WHEN must not carry an action; define a function named {ACTION_NAME}(match)",
+                            ("when",), line=line)
+    return defined
+
+
+def _top_level_lines(path: Path) -> dict[Any, int]:
+    """Lines of ``META`` (as ``("meta",)``), its literal keys, ``WHEN`` (``("when",)``) and ``action``."""
+    try:
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+    except (OSError, SyntaxError, UnicodeDecodeError):
+        return {}
+    lines: dict[Any, int] = {}
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef) and node.name == ACTION_NAME:
+            lines[(ACTION_NAME,)] = node.lineno
+        if not isinstance(node, ast.Assign):
+            continue
+        names = [t.id for t in node.targets if isinstance(t, ast.Name)]
+        if "WHEN" in names:
+            lines[("when",)] = node.lineno
+        if "META" in names and isinstance(node.value, ast.Dict):
+            for key in node.value.keys:
+                if isinstance(key, ast.Constant):
+                    lines[(key.value,)] = key.lineno
+    return lines
+
+
+def _failing_line(exc: BaseException, path: Path) -> int | None:
+    target = str(Path(path).resolve())
+    line = None
+    for frame in traceback.extract_tb(exc.__traceback__):
+        if str(Path(frame.filename).resolve()) == target:
+            line = frame.lineno
+    if line is None and isinstance(exc, SyntaxError) and exc.lineno:
+        line = exc.lineno
+    return line

@@ -1,0 +1,207 @@
+"""``FactBuilder``: decoded events of one trace → the host's network model as facts.
+
+    builder = FactBuilder(trace.header)
+    builder.event(decoded, record)          # every decoded event not on the PktMon hot path
+    facts = builder.facts(pktmon_digest, host_info, stats=decoder.stats)
+
+Each provider has a collector (diag/facts/{vswitch,ipstack,nat,overlay,capture}.py); pktmon's
+digest is built on the hot path by the caller and handed to ``facts``. The IP model
+(compartments, interfaces, addresses, subnets) merges TCPIP events, pktmon component properties,
+WinNat and the host-information files. Fact counts are bounded by what the host has, not by the
+number of packets (see diag/facts/network.py).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from diag import knowledge
+from diag.decode import ndiscap, netvsc, pktmon, tcpip, vmswitch, winnat, wnv
+from diag.decode import hns, lbfo, vfp
+from diag.facts.capture import CaptureCollector
+from diag.facts.evidence import Bounded, keep, pointer, when
+from diag.facts.ipstack import TcpipCollector
+from diag.facts.nat import NatCollector
+from diag.facts.netmodel import NetworkModel
+from diag.facts.network import ProviderCoverage, ProviderEvent, Segment, TraceSpan
+from diag.facts.overlay import NetvscCollector, WnvCollector
+from diag.facts.pktmon import (
+    PROP_COMPARTMENT, PROP_IF_INDEX, PROP_IP_ADDRESS, PROP_IP_IF_INDEX, PROP_MINIPORT_IF_INDEX, PROP_PHYS_ADDRESS, PROP_VLAN, PROP_VSID,
+    PktmonDigest, component_facts, drop_facts, drop_rate_facts, flow_facts, path_facts, route_facts,
+)
+from diag.facts.tables import provider_entry
+from diag.facts.vswitch import VSwitchCollector
+from diag.read.logfile import LogfileHeader
+
+__all__ = ["FactBuilder"]
+
+OTHER_PROVIDERS = {**hns.PROVIDERS, **vfp.PROVIDERS, **lbfo.PROVIDERS}
+_FAILURE_NAME = re.compile(r"fail|error", re.IGNORECASE)
+_STATUS_FIELDS = ("status", "Status", "HResult", "hresult", "Result", "ErrorCode", "error")
+INTERNAL_PROVIDERS = frozenset({"68fdd900-4a3e-11d1-84f4-0000f80464e3", "bbccf6c1-6cd1-48c4-80ff-839482e37671"})
+
+
+class FactBuilder:
+    def __init__(self, header: LogfileHeader) -> None:
+        self.header = header
+        self.model = NetworkModel()
+        self.vswitch = VSwitchCollector()
+        self.tcpip = TcpipCollector(self.model)
+        self.nat = NatCollector(self.model)
+        self.wnv = WnvCollector()
+        self.netvsc = NetvscCollector()
+        self.capture = CaptureCollector()
+        self.other: Bounded = Bounded(256)
+        self.events = 0
+        self._collectors = {
+            vmswitch.PROVIDER: self.vswitch, tcpip.PROVIDER: self.tcpip, winnat.PROVIDER: self.nat,
+            wnv.PROVIDER: self.wnv, netvsc.PROVIDER: self.netvsc, ndiscap.PROVIDER: self.capture,
+        }
+
+    def event(self, decoded: Any, record: Any) -> None:
+        """One decoded event. PktMon events belong to the digest and are ignored here."""
+        if decoded.provider == pktmon.PROVIDER:
+            return
+        self.events += 1
+        collector = self._collectors.get(decoded.provider)
+        if collector is not None:
+            collector.event(decoded.event_id, decoded.event_name or str(decoded.event_id), decoded.fields, record)
+        elif decoded.provider in OTHER_PROVIDERS:
+            self._other(decoded, record)
+
+    def _other(self, decoded: Any, record: Any) -> None:
+        """HNS / VFP / LBFO events decoded from a schema the trace carries: keep the ones that report a failure."""
+        status = next((decoded.fields[k] for k in _STATUS_FIELDS if isinstance(decoded.fields.get(k), int)), None)
+        name = decoded.event_name or f"event {decoded.event_id}"
+        if not (status or _FAILURE_NAME.search(name)):
+            return
+        provider = OTHER_PROVIDERS[decoded.provider]
+        entry = self.other.slot((provider, decoded.event_id, name, status), lambda: [0, []])
+        if entry is not None:
+            entry[0] += 1
+            keep(entry[1], pointer(record, provider, decoded.event_id, event=name))
+
+    # -- facts ---------------------------------------------------------------------------------------
+    def facts(self, pktmon_digest: PktmonDigest | None, host_info: Any = None, *, stats: Any = None,
+              reason_names: dict[int, str] | None = None) -> list:
+        """Every fact of the trace. ``stats``: the EventDecoder's ``DecodeStats`` (provider coverage);
+        ``reason_names``: the pktmon drop-reason value map the trace embeds, if any."""
+        digest = pktmon_digest or PktmonDigest(track=False)
+        if digest.track:
+            digest.finish()
+        if digest.components:
+            self._merge_pktmon(digest)
+        if host_info is not None:
+            self._merge_host_info(host_info)
+        os_build = self.header.os_build
+        label = (lambda code: (reason_names or {}).get(code) or knowledge.drop_reason_label(code, os_build))
+        out: list = [self._trace_span(digest, stats, host_info), *self._coverage(stats)]
+        out += drop_facts(digest, os_build, reason_names)
+        out += drop_rate_facts(digest)
+        out += component_facts(digest)
+        out += route_facts(digest)
+        out += path_facts(digest, label)
+        out += flow_facts(digest)
+        for collector in (self.vswitch, self.tcpip, self.nat, self.wnv, self.netvsc, self.capture):
+            out += collector.facts()
+        out += self.model.facts()
+        out += self._segments(digest)
+        out += [ProviderEvent(provider=p, event_name=n, event_id=e, status=s, count=c, evidence=ev)
+                for (p, e, n, s), (c, ev) in self.other.items()]
+        return out
+
+    def _trace_span(self, digest: PktmonDigest, stats: Any, host_info: Any) -> TraceSpan:
+        h = self.header
+        start, end = when(h.start_time), when(h.end_time)
+        coverage = self._coverage(stats)
+        return TraceSpan(
+            os_build=h.os_build, os_version=f"{h.os_major}.{h.os_minor}", start=start, end=end,
+            duration_seconds=(end - start).total_seconds() if start and end and end >= start else None,
+            cpu_count=h.cpu_count, pointer_size=h.pointer_size, providers=len(coverage),
+            providers_not_decoded=sum(c.status != "decoded" for c in coverage), packet_events=digest.packets,
+            host_info_files=len(getattr(host_info, "files", []) or []))
+
+    @staticmethod
+    def _coverage(stats: Any) -> list[ProviderCoverage]:
+        if stats is None:
+            return []
+        by_provider: dict[str, list] = {}
+        for (guid, _event_id, _version), outcome in stats.outcomes.items():
+            if guid not in INTERNAL_PROVIDERS:
+                by_provider.setdefault(guid, []).append(outcome)
+        out = []
+        for guid, outcomes in sorted(by_provider.items()):
+            decoded = sum(o.decoded for o in outcomes)
+            failed = sum(o.failed for o in outcomes)
+            missing = sum(o.no_layout for o in outcomes)
+            status = ("decoded" if not failed and not missing else
+                      "present but not decoded" if not decoded else "partly decoded")
+            out.append(ProviderCoverage(guid=guid, name=_provider_name(guid), status=status,
+                                        events=decoded + failed + missing, decoded=decoded, not_decoded=missing,
+                                        failed=failed, first_error=next((o.first_error for o in outcomes if o.first_error), None)))
+        return out
+
+    def _merge_pktmon(self, digest: PktmonDigest) -> None:
+        """Components with an IP interface index, compartment or addresses feed the IP model."""
+        for comp_id, comp in digest.components.items():
+            by_code = comp.get("by_code", {})
+            if_index = digest.property(comp_id, PROP_IP_IF_INDEX)
+            compartment = digest.property(comp_id, PROP_COMPARTMENT)
+            addresses = by_code.get(PROP_IP_ADDRESS, [])
+            if if_index is None and not addresses:
+                continue
+            if if_index is None:  # 19041-era traces: addresses sit on components with only (Miniport)IfIndex
+                if_index = digest.property(comp_id, PROP_IF_INDEX) or digest.property(comp_id, PROP_MINIPORT_IF_INDEX)
+            self.model.interface(if_index, "pktmon", compartment_id=compartment, description=comp.get("description"),
+                                 mac=digest.property(comp_id, PROP_PHYS_ADDRESS))
+            for address in addresses:
+                self.model.address(str(address), "pktmon", if_index=if_index, compartment_id=compartment)
+
+    def _merge_host_info(self, info: Any) -> None:
+        for iface in info.interfaces:
+            entry = self.model.interface(iface.if_index, "host-info", compartment_id=iface.compartment_id,
+                                         alias=iface.alias, description=iface.description, mac=iface.mac,
+                                         connected=False if iface.media_disconnected else None,
+                                         evidence={"source": iface.source})
+            if entry is None:
+                self.model.compartment(iface.compartment_id, "host-info")
+            compartment = self.model.compartment(iface.compartment_id, "host-info")
+            if compartment is not None:
+                compartment["gateways"].update(iface.gateways)
+        for a in info.addresses:
+            self.model.address(a.address, "host-info", if_index=a.if_index, compartment_id=a.compartment_id,
+                               prefix_length=a.prefix_length, state=a.state.lower() if a.state else None,
+                               evidence={"source": a.source})
+
+    def _segments(self, digest: PktmonDigest) -> list[Segment]:
+        found: dict[tuple[str, int], dict] = {}
+
+        def add(kind: str, value: int | None, where: str, source: str, packets: int = 0) -> None:
+            if not value:
+                return
+            entry = found.setdefault((kind, value), {"where": set(), "sources": set(), "packets": 0})
+            entry["where"].add(where)
+            entry["sources"].add(source)
+            entry["packets"] += packets
+
+        for comp_id in digest.components:
+            name = digest.component_label(comp_id)[0]
+            add("vlan", digest.property(comp_id, PROP_VLAN), name, "pktmon")
+            add("vsid", digest.property(comp_id, PROP_VSID), name, "pktmon")
+        for (vlan, *_rest), flow in digest.flows.items():
+            add("vlan", vlan, "802.1Q tag in frames", "pktmon", flow[0])
+        for segment in (*self.vswitch.segments(), *self.wnv.segments(), *self.capture.segments()):
+            for i, where in enumerate(segment.seen_on or ["?"]):
+                add(segment.segment_type, segment.value, where, segment.sources[0], segment.packets if i == 0 else 0)
+        return [Segment(segment_type=kind, value=value, seen_on=sorted(e["where"])[:64], sources=sorted(e["sources"]),
+                        packets=e["packets"]) for (kind, value), e in sorted(found.items())]
+
+
+def _provider_name(guid: str) -> str:
+    entry = provider_entry(guid)
+    if entry is not None:
+        return entry.name
+    from diag.decode import catalogue
+    from diag.read.guids import provider_name
+    return provider_name(guid) or catalogue.provider_name(guid) or guid

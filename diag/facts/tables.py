@@ -1,0 +1,144 @@
+"""The issue-4 knowledge files: providers, the WNV event catalogue and the NDIS OOB slots.
+
+Each YAML file in ``knowledge/`` is validated with pydantic on first use and cached; a bad file
+raises ``KnowledgeError`` naming the file and the key that is wrong. Every entry must name a
+source, and event and value-map sources must be listed in the catalogue's ``sources``.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from diag.knowledge import KnowledgeError
+from diag.resources import data_dir
+
+CATALOGUE_FILE, PROVIDERS_FILE, OOB_FILE = "event-catalogue.yaml", "providers.yaml", "ndis-oob-slots.yaml"
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+NonEmpty = Annotated[str, Field(min_length=1)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class EventEntry(_Strict):
+    name: NonEmpty
+    versions: list[int]
+    meaning: NonEmpty
+    source: NonEmpty
+
+
+class ValueMap(_Strict):
+    source: NonEmpty
+    values: dict[int, NonEmpty]
+    notes: str | None = None
+
+
+class ProviderEvents(_Strict):
+    guid: NonEmpty
+    name: NonEmpty
+    events: dict[int, EventEntry]
+    value_maps: dict[str, ValueMap]
+
+
+class EventCatalogue(_Strict):
+    schema_: Annotated[int, Field(alias="schema")]
+    sources: dict[str, NonEmpty]
+    providers: dict[str, ProviderEvents]
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+    @model_validator(mode="after")
+    def _sources_known(self) -> "EventCatalogue":
+        for key, provider in self.providers.items():
+            for event_id, event in provider.events.items():
+                if event.source not in self.sources:
+                    raise ValueError(f"providers.{key}.events.{event_id}: unknown source {event.source!r}")
+            for name, vmap in provider.value_maps.items():
+                if vmap.source not in self.sources:
+                    raise ValueError(f"providers.{key}.value_maps.{name}: unknown source {vmap.source!r}")
+        return self
+
+
+class ProviderEntry(_Strict):
+    name: NonEmpty
+    guid: NonEmpty
+    records: NonEmpty
+    decoder: Literal["fast", "catalogue", "self-describing", "none"]
+    enabled_by: NonEmpty
+    source: NonEmpty
+
+
+class ProviderList(_Strict):
+    schema_: Annotated[int, Field(alias="schema")]
+    providers: dict[str, ProviderEntry]
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+
+class OobSlot(_Strict):
+    name: NonEmpty
+    meaning: NonEmpty
+    status: Literal["confirmed", "listed", "unknown"]
+    source: NonEmpty
+
+
+class OobSlots(_Strict):
+    schema_: Annotated[int, Field(alias="schema")]
+    slot_bytes: NonEmpty
+    slots: dict[int, OobSlot]
+    later_names: list[OobSlot]
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+
+def _load(path: Path, model: type[BaseModel]) -> BaseModel:
+    try:
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_LOADER)
+    except OSError as exc:
+        raise KnowledgeError(f"cannot be read ({exc.strerror or exc})", path) from None
+    except yaml.YAMLError as exc:
+        raise KnowledgeError(f"is not valid YAML ({exc})", path) from None
+    if not isinstance(data, dict):
+        raise KnowledgeError("must be a YAML mapping", path)
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "(top level)"
+        raise KnowledgeError(f"key {where}: {first['msg']}", path) from None
+
+
+@lru_cache(maxsize=4)
+def load_catalogue(path: Path | None = None) -> EventCatalogue:
+    return _load(path or data_dir("knowledge") / CATALOGUE_FILE, EventCatalogue)  # type: ignore[return-value]
+
+
+@lru_cache(maxsize=4)
+def load_providers(path: Path | None = None) -> ProviderList:
+    return _load(path or data_dir("knowledge") / PROVIDERS_FILE, ProviderList)  # type: ignore[return-value]
+
+
+@lru_cache(maxsize=4)
+def load_oob_slots(path: Path | None = None) -> OobSlots:
+    return _load(path or data_dir("knowledge") / OOB_FILE, OobSlots)  # type: ignore[return-value]
+
+
+def value_name(provider: str, value_map: str, code: int | None) -> str:
+    """The name of ``code`` in a provider's value map, or ``unknown (code N)``."""
+    if code is None:
+        return "unknown"
+    entry = load_catalogue().providers.get(provider)
+    vmap = entry.value_maps.get(value_map) if entry else None
+    name = vmap.values.get(code) if vmap else None
+    return name or f"unknown (code {code})"
+
+
+@lru_cache(maxsize=256)
+def provider_entry(guid: str) -> ProviderEntry | None:
+    for entry in load_providers().providers.values():
+        if entry.guid == guid.lower():
+            return entry
+    return None

@@ -1,0 +1,153 @@
+"""Encoders for Microsoft-Windows-TCPIP (tcpip.sys), from etl-parser's catalogue (generated from the
+manifest); messages from the research notes §4.6. Versions with a CompartmentId are used:
+
+* 1202 v3 interface rundown: IfIndex, link speed, IPProtocol, an address, PhysicalMediumType,
+  CompartmentId, OldLinkSpeed, NetworkCategory, Metric, Connected, InternetConnectivityStatus, Flags;
+* 1127 v1 / 1128 v1 "IP: Address addition / deletion. Address = %7 %9 %8, Interface = %1,
+  Compartment = %10, Protocol = %2"; 1115 v1 "Address DAD failed" (DLAddress: the MAC of the host
+  that answered for the address), with the same fields;
+* 1214 transport drops, 1215 network-layer drops (Reason: assumed to be the pktmon NL/INET codes);
+* 1195 "TCP: Portpool assigned port number %2 with weak references due to port exhaustion."
+
+Addresses (the version-0 manifest dissect.etl bundles agrees on the field order): ``IPv4Address``
+is a ``win:IPAddrV4`` (4 bytes, network order) and ``IPv6Address`` a binary sized by
+``IpAddrLength``; ``IPProtocol`` (4 or 6, the manifest's TCPIP_Protocol_ValueMap) says which one
+holds the address. An IPv4 event here carries no IPv6 bytes (length 0); what Windows puts there is
+UNCONFIRMED. Keywords are the manifest's for each event.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import struct
+import uuid
+
+from diag.synth import eventmetadata as em
+
+PROVIDER = uuid.UUID("2f07e2ee-15db-40f1-90ef-9d7ba282188a")
+PROVIDER_NAME = "Microsoft-Windows-TCPIP"
+EVENT_DAD_FAILED, EVENT_ADDRESS_ADDED, EVENT_ADDRESS_DELETED = 1115, 1127, 1128
+EVENT_PORT_EXHAUSTION, EVENT_INTERFACE_RUNDOWN = 1195, 1202
+EVENT_TRANSPORT_DROP, EVENT_NETWORK_DROP = 1214, 1215
+AF_INET, AF_INET6 = 2, 23  # address families (1214/1215, socket addresses)
+IP_PROTOCOL_V4, IP_PROTOCOL_V6 = 4, 6  # TCPIP_Protocol_ValueMap (IPProtocol of address events)
+KW_INTERFACE, KW_DIAGNOSIS, KW_CS_DIAG = 0x10, 0x80, 0x2000
+KW_RECEIVE_PATH, KW_CONNECT_PATH, KW_GLOBAL = 0x200000000, 0x400000000, 0x8000000000
+KW_DROPS, KW_ADDRESS = 0x10000000000, 0x80000000000
+DAD_STATE_DUPLICATE, DAD_STATE_PREFERRED = 2, 4
+MEDIUM_802_3 = 14  # NdisPhysicalMedium802_3
+
+_F = em.Field
+_U16, _U32, _U64 = em.IN_UINT16, em.IN_UINT32, em.IN_UINT64
+_ADDRESS = (_F("IpAddrLength", _U32), _F("IPv4Address", _U32, em.OUT_IPV4),
+            _F("IPv6Address", em.IN_BINARY, em.OUT_IPV6, length_field="IpAddrLength"))
+_ADDRESS_EVENT = (_F("Interface", _U32), _F("Protocol", em.IN_ANSISTRING), _F("DadState", _U32),
+                  _F("DlAddrLength", _U32), _F("DLAddress", em.IN_BINARY, length_field="DlAddrLength"),
+                  *_ADDRESS, _F("IPProtocol", _U32), _F("CompartmentId", _U32))
+
+
+def _layout(event_id: int, version: int, fields: tuple[em.Field, ...], keywords: int, level: int = 4) -> em.EventLayout:
+    return em.EventLayout(PROVIDER, PROVIDER_NAME, event_id, fields, version=version, level=level, keywords=keywords)
+
+
+LAYOUTS: dict[int, em.EventLayout] = {
+    layout.event_id: layout
+    for layout in (
+        _layout(EVENT_DAD_FAILED, 1, _ADDRESS_EVENT, KW_CS_DIAG | KW_GLOBAL | KW_ADDRESS, level=3),
+        _layout(EVENT_ADDRESS_ADDED, 1, _ADDRESS_EVENT, KW_DIAGNOSIS | KW_CS_DIAG | KW_GLOBAL | KW_ADDRESS),
+        _layout(EVENT_ADDRESS_DELETED, 1, _ADDRESS_EVENT, KW_DIAGNOSIS | KW_GLOBAL | KW_ADDRESS),
+        _layout(EVENT_PORT_EXHAUSTION, 0, (_F("PortAcquirer", _U64, em.OUT_HEXINT64), _F("PortNumber", _U16),
+                                           _F("WeakReference", _U32), _F("OriginalAcquirer", _U64, em.OUT_HEXINT64)),
+                KW_DIAGNOSIS | KW_CONNECT_PATH),
+        _layout(EVENT_INTERFACE_RUNDOWN, 3, (
+            _F("IfIndex", _U32), _F("CurrLinkSpeed", _U64), _F("IPProtocol", _U32),
+            _F("IPv4Address", _U32, em.OUT_IPV4), _F("IpAddrLength", _U32),
+            _F("IPv6Address", em.IN_BINARY, em.OUT_IPV6, length_field="IpAddrLength"),
+            _F("PhysicalMediumType", _U32), _F("CompartmentId", _U32), _F("OldLinkSpeed", _U64),
+            _F("NetworkCategory", _U32), _F("Metric", _U32), _F("Connected", _U32),
+            _F("InternetConnectivityStatus", _U32), _F("Flags", _U64, em.OUT_HEXINT64)),
+                KW_INTERFACE | KW_DIAGNOSIS | KW_GLOBAL),
+        _layout(EVENT_TRANSPORT_DROP, 0, (
+            _F("IPTransportProtocol", _U32), _F("AddressFamily", _U32), _F("LocalSockAddrLength", _U32),
+            _F("LocalSockAddr", em.IN_BINARY, length_field="LocalSockAddrLength"), _F("RemoteSockAddrLength", _U32),
+            _F("RemoteSockAddr", em.IN_BINARY, length_field="RemoteSockAddrLength"), _F("Reason", _U32),
+            _F("PacketCount", _U32)), KW_DIAGNOSIS | KW_RECEIVE_PATH | KW_GLOBAL | KW_DROPS, level=5),
+        _layout(EVENT_NETWORK_DROP, 0, (
+            _F("IPTransportProtocol", _U32), _F("AddressFamily", _U32), _F("SourceIPv4Address", _U32, em.OUT_IPV4),
+            _F("DestIPv4Address", _U32, em.OUT_IPV4), _F("IPv6SourceIpAddrLength", _U32),
+            _F("IPv6SourceAddress", em.IN_BINARY, length_field="IPv6SourceIpAddrLength"),
+            _F("IPv6DestIpAddrLength", _U32), _F("IPv6DestAddress", em.IN_BINARY, length_field="IPv6DestIpAddrLength"),
+            _F("Reason", _U32), _F("PacketCount", _U32), _F("IPProtocol", _U32)),
+                KW_DIAGNOSIS | KW_RECEIVE_PATH | KW_GLOBAL | KW_DROPS, level=5),
+    )
+}
+
+
+def version_of(event_id: int) -> int:
+    return LAYOUTS[event_id].version
+
+
+def level_of(event_id: int) -> int:
+    return LAYOUTS[event_id].level
+
+
+def keywords_of(event_id: int) -> int:
+    return LAYOUTS[event_id].keywords
+
+
+def _address_fields(address: str) -> dict[str, object]:
+    ip = ipaddress.ip_address(address)
+    if ip.version == 4:
+        return {"IPv4Address": int.from_bytes(ip.packed, "little"), "IPv6Address": b""}
+    return {"IPv4Address": 0, "IPv6Address": ip.packed}
+
+
+def _family(address: str) -> int:
+    return AF_INET if ipaddress.ip_address(address).version == 4 else AF_INET6
+
+
+def _ip_protocol(address: str) -> int:
+    return IP_PROTOCOL_V4 if ipaddress.ip_address(address).version == 4 else IP_PROTOCOL_V6
+
+
+def encode_address_event(event_id: int, *, interface: int, address: str, mac: bytes, compartment: int,
+                         dad_state: int = DAD_STATE_PREFERRED) -> bytes:
+    """1127 (added), 1128 (deleted) or 1115 (DAD failed; ``mac`` is the conflicting host's)."""
+    protocol = _ip_protocol(address)
+    return em.encode_fields(LAYOUTS[event_id], {
+        "Interface": interface, "Protocol": "IPv4" if protocol == IP_PROTOCOL_V4 else "IPv6", "DadState": dad_state,
+        "DLAddress": mac, **_address_fields(address), "IPProtocol": protocol, "CompartmentId": compartment})
+
+
+def encode_interface_rundown(*, if_index: int, address: str, compartment: int, link_speed: int = 10_000_000_000,
+                             metric: int = 15, connected: bool = True, network_category: int = 1) -> bytes:
+    """1202 v3: one interface of the host with one of its addresses and its compartment."""
+    return em.encode_fields(LAYOUTS[EVENT_INTERFACE_RUNDOWN], {
+        "IfIndex": if_index, "CurrLinkSpeed": link_speed, "IPProtocol": _ip_protocol(address),
+        **_address_fields(address),
+        "PhysicalMediumType": MEDIUM_802_3, "CompartmentId": compartment, "OldLinkSpeed": link_speed,
+        "NetworkCategory": network_category, "Metric": metric, "Connected": int(connected),
+        "InternetConnectivityStatus": 0, "Flags": 0})
+
+
+def sockaddr(address: str, port: int) -> bytes:
+    """SOCKADDR_IN / SOCKADDR_IN6 as Windows lays them out (family little-endian, port big-endian)."""
+    ip = ipaddress.ip_address(address)
+    if ip.version == 4:
+        return struct.pack("<H", AF_INET) + struct.pack("!H", port) + ip.packed + bytes(8)
+    return struct.pack("<H", AF_INET6) + struct.pack("!H", port) + bytes(4) + ip.packed + bytes(4)
+
+
+def encode_transport_drop(*, protocol: int, local: tuple[str, int], remote: tuple[str, int], reason: int,
+                          packets: int = 1) -> bytes:
+    """1214: packets a transport (TCP 6 / UDP 17) dropped between two endpoints."""
+    return em.encode_fields(LAYOUTS[EVENT_TRANSPORT_DROP], {
+        "IPTransportProtocol": protocol, "AddressFamily": _family(local[0]), "LocalSockAddr": sockaddr(*local),
+        "RemoteSockAddr": sockaddr(*remote), "Reason": reason, "PacketCount": packets})
+
+
+def encode_port_exhaustion(*, port: int, acquirer: int, original_acquirer: int, weak_references: int = 1) -> bytes:
+    """1195: a port handed out with weak references because the pool is exhausted."""
+    return em.encode_fields(LAYOUTS[EVENT_PORT_EXHAUSTION], {
+        "PortAcquirer": acquirer, "PortNumber": port, "WeakReference": weak_references,
+        "OriginalAcquirer": original_acquirer})
