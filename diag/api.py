@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Callable
 
 from diag.decode import pktmon
-from diag.engine import run_rules
+from diag.engine import load_rules, run_rules, select_rules
 from diag.errors import AnalysisFailed, BadInputError
 from diag.facts.models import TraceQuality
 from diag.facts.pktmon import drop_facts
@@ -108,6 +108,9 @@ def _when(value) -> str:
 # -- check ------------------------------------------------------------------------------------------
 
 REPORT_NAME = "wnvdiag-report.md"
+# A rule phase takes well under a second on real traces; a user's Python rule that hangs must not
+# hang the check: past this the run is "analysis failed".
+RULES_TIMEOUT = 600.0
 
 
 @dataclass(frozen=True)
@@ -134,6 +137,8 @@ def check(
     path: str | Path,
     *,
     rule_dirs: list[Path] | tuple[Path, ...] = (),
+    only: list[str] | None = None,
+    skip: list[str] | None = None,
     db_path: str | Path = "wnvdiag.db",
     out_dir: str | Path = ".",
     threshold: Severity = Severity.low,
@@ -142,13 +147,17 @@ def check(
 ) -> CheckResult:
     """Read a trace, build facts, run the rules pack (plus ``rule_dirs``), store the run, write the report.
 
-    Raises ``BadTraceError``/``BadInputError`` for unusable input (nothing is stored), and
-    ``AnalysisFailed`` when the rules could not run; that failed run is stored and reported first.
+    ``only``/``skip`` select rules by id or tag. Raises ``BadTraceError``/``BadInputError`` for
+    unusable input (nothing is stored), and ``AnalysisFailed`` when the rules could not run; that
+    failed run is stored and reported first.
     """
     path, db_path, out_dir = Path(path), Path(db_path), Path(out_dir)
     for d in rule_dirs:
         if not Path(d).is_dir():
             raise BadInputError("rules directory does not exist", d)
+    all_rule_dirs = [data_dir("rules"), *map(Path, rule_dirs)]
+    if only or skip:  # refuse a typo in a rule id or tag before the long read
+        select_rules(load_rules(all_rule_dirs)[0], only, skip)
     if out_dir.exists() and not out_dir.is_dir():
         raise BadInputError("--out is not a directory", out_dir)
     check_writable(db_path)
@@ -157,7 +166,7 @@ def check(
     facts = build_facts(scan)
     failure = None
     try:
-        result = run_rules(facts, [data_dir("rules"), *map(Path, rule_dirs)])
+        result = run_rules(facts, all_rule_dirs, only=only or None, skip=skip or None, timeout=RULES_TIMEOUT)
     except AnalysisFailed as exc:
         failure, result = str(exc), None
     fields = dict(started=started, quality=_quality(scan), arguments={"argv": arguments or []},

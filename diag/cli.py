@@ -15,11 +15,13 @@ from typing import Iterator
 import typer
 
 from diag import __version__, api
+from diag.commands.rules import app as rules_app
 from diag.commands.synth import app as synth_app
 from diag.errors import DiagError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Read Windows network-virtualization ETL traces and diagnose them.")
+app.add_typer(rules_app, name="rules")
 app.add_typer(synth_app, name="synth")
 
 
@@ -86,6 +88,8 @@ def inspect(
 def check(
     trace: Path = typer.Argument(..., help="ETL file from pktmon or netsh trace."),
     rules: list[Path] = typer.Option([], "--rules", help="A directory of your own rules, added to the shipped pack."),
+    only: list[str] = typer.Option([], "--only", help="Run only the rules with these ids or tags (repeatable)."),
+    skip: list[str] = typer.Option([], "--skip", help="Leave out the rules with these ids or tags (skip wins over only)."),
     db: Path = typer.Option(Path("wnvdiag.db"), "--db", help="SQLite file that keeps every run."),
     out: Path = typer.Option(Path("."), "--out", help="Directory for the report files."),
     threshold: api.Severity = typer.Option(api.Severity.low, "--threshold",
@@ -96,7 +100,7 @@ def check(
     """Read the trace, run the rules, store the findings and write a Markdown report."""
     try:
         with _progress(trace, quiet or as_json) as progress:
-            result = api.check(trace, rule_dirs=rules, db_path=db, out_dir=out, threshold=threshold,
+            result = api.check(trace, rule_dirs=rules, only=only, skip=skip, db_path=db, out_dir=out, threshold=threshold,
                                progress=progress, arguments=sys.argv[1:])
     except DiagError as exc:
         _fail(str(exc))

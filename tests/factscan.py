@@ -24,6 +24,11 @@ class FactScan(NamedTuple):
 
 
 def scan_facts(path: str | Path, host_info=None) -> FactScan:
+    if "builder" in inspect_module.Scan._fields:  # wired into diag/inspect.py: use it
+        scan = inspect_module.scan_trace(path, facts=True)
+        facts = scan.builder.facts(scan.pktmon, host_info, stats=scan.decoder.stats,
+                                   reason_names=scan.decoder.value_map(pktmon.PROVIDER, "DropReason"))
+        return FactScan(facts, scan, scan.builder)
     with Trace(path) as trace:
         builder = FactBuilder(trace.header)
 
@@ -35,7 +40,7 @@ def scan_facts(path: str | Path, host_info=None) -> FactScan:
                 return decoded
 
         saved = inspect_module.PktmonDigest, inspect_module.EventDecoder
-        inspect_module.PktmonDigest = lambda: PktmonDigest(clock=trace.clock)
+        inspect_module.PktmonDigest = lambda *args, **kwargs: PktmonDigest(clock=trace.clock)
         inspect_module.EventDecoder = Decoder
         try:
             scan = inspect_module._scan(trace, None)

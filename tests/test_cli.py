@@ -86,3 +86,16 @@ def test_unusable_database_is_refused_before_the_analysis(tmp_path):
     assert str(not_a_db) in done.stderr and len(done.stderr.strip().splitlines()) == 1
     assert not_a_db.read_text() == "case notes, not SQLite\n"
     assert not (tmp_path / "out").exists()
+
+
+def test_only_and_skip_select_rules(tmp_path):
+    done = run_cli("check", str(DEMO), "--db", str(tmp_path / "a.db"), "--out", str(tmp_path),
+                   "--only", "packets-dropped", "--json")
+    assert done.returncode == 1, done.stderr
+    assert {f["rule_id"] for f in json.loads(done.stdout)["findings"]} == {"packets-dropped"}
+    skipped = run_cli("check", str(DEMO), "--db", str(tmp_path / "a.db"), "--out", str(tmp_path),
+                      "--skip", "packets-dropped", "--json")
+    assert "packets-dropped" not in {f["rule_id"] for f in json.loads(skipped.stdout)["findings"]}
+    typo = run_cli("check", str(DEMO), "--db", str(tmp_path / "b.db"), "--only", "packets-droped")
+    assert typo.returncode == 2 and "packets-droped" in typo.stderr
+    assert not (tmp_path / "b.db").exists()

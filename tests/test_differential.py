@@ -14,7 +14,11 @@ import pytest
 
 from diag.engine import load_rule, load_rules
 from diag.engine.compile import DurableRule
-from diag.engine.differential import compare_with_reference, generate_fact_sets, regex_samples
+from diag.engine.differential import (
+    compare_with_reference,
+    generate_fact_sets,
+    regex_samples,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 SETS = 200
@@ -74,3 +78,19 @@ def test_regex_samples_are_accepted_by_their_pattern(pattern):
     import re
 
     assert any(re.fullmatch(pattern, s) for s in regex_samples(pattern))
+
+
+def test_without_hypothesis_a_seeded_generator_draws_from_the_same_domains(monkeypatch):
+    from diag.engine import differential
+
+    def no_hypothesis(*args):
+        raise ImportError("hypothesis is not installed")
+
+    monkeypatch.setattr(differential, "_hypothesis_sets", no_hypothesis)
+    rule = load_rule(ROOT / "rules" / "vlan-drops.yaml")
+    sets = generate_fact_sets(rule, 100, seed=5)
+    assert len(sets) == 100 and sets == generate_fact_sets(rule, 100, seed=5)
+    allowed = differential.domains(rule)["pktmon_drop"]["reason_code"]
+    assert {f.reason_code for s in sets for f in s} <= set(allowed)
+    (comparison,) = compare_with_reference([rule], 100)
+    assert comparison.passed and comparison.sets == 100

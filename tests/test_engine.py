@@ -11,12 +11,12 @@ import shutil
 from pathlib import Path
 
 import pytest
+from rule_helpers import drop, write_rule
 
 from diag.engine import IdAllocator, fnv1a32, load_rules, run_rules
 from diag.engine.runner import engine_payload, prepare_session, run_payload, run_worker
 from diag.errors import AnalysisFailed, BadInputError
 from diag.facts import TraceQuality
-from rule_helpers import drop, write_rule
 
 ROOT = Path(__file__).resolve().parent.parent
 RULES_DIR = ROOT / "rules"
@@ -262,3 +262,17 @@ def test_only_and_skip_select_by_id_or_tag():
 def test_a_selector_that_names_no_rule_is_an_input_error():
     with pytest.raises(BadInputError, match="--only vlan-drop: no rule has this id or tag"):
         run_rules([drop()], only=["vlan-drop"])
+
+
+def test_run_rules_works_from_a_script_without_a_main_guard(tmp_path):
+    # multiprocessing's spawn would import the caller's __main__ again in the worker; the
+    # worker is a plain `python -m diag.engine.worker`, so a script fed on stdin works.
+    import subprocess
+    import sys
+
+    script = ("from diag.engine import run_rules\nfrom diag.facts import TraceQuality\n"
+              "print(run_rules([TraceQuality(events_lost=2)]).matches['trace-incomplete'])\n")
+    done = subprocess.run([sys.executable, "-"], input=script, capture_output=True, text=True, cwd=ROOT,
+                          timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "1"

@@ -16,10 +16,10 @@ import textwrap
 from importlib.metadata import version
 
 import pytest
+from rule_helpers import drop, write_rule
 
 from diag.engine import run_rules
 from diag.errors import AnalysisFailed
-from rule_helpers import drop, write_rule
 
 PRELUDE = """\
 import sys
@@ -34,7 +34,7 @@ def act(c):
 
 def bare_engine(script: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-c", PRELUDE + textwrap.dedent(script)], capture_output=True, text=True,
-                          timeout=120)
+                          timeout=120, check=False)
 
 
 def test_the_studied_build_is_installed():

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from factscan import by_kind, scan_facts
-from payloads import counted, u32, write_events
+from payloads import counted, write_events
 from test_decode_tcpip import address_event
 from test_hostinfo import ALL_COMPARTMENTS, SEED_IPCONFIG, SEED_NETIP
 from diag.decode import Decoded, hns, netvsc, tcpip, vmswitch, winnat, wnv
@@ -102,6 +102,7 @@ def test_every_network_fact_kind_is_registered_and_avoids_reserved_fields():
 
 def test_knowledge_files_validate_and_every_entry_has_a_source():
     catalogue, providers, slots = load_catalogue(), load_providers(), load_oob_slots()
+    assert {"vmswitch", "netvsc", "tcpip", "winnat", "wnv"} <= set(catalogue.providers)
     for provider in providers.providers.values():
         assert provider.source
     for slot in [*slots.slots.values(), *slots.later_names]:
@@ -164,3 +165,15 @@ def test_ndiscap_capture_points_vlans_flows_and_large_sends(tmp_path):
     flows = {(f.src, f.dst): f for f in kinds["flow"]}
     assert flows[("10.0.0.5", "10.0.1.9")].packets == 2 and flows[("10.0.0.5", "10.0.1.9")].reverse_seen
     assert [(s.segment_type, s.value, s.packets) for s in kinds["segment"]] == [("vlan", 107, 1)]
+
+
+def test_events_the_builder_cannot_use_are_counted_not_fatal(tmp_path):
+    with open_trace(write_events(tmp_path / "t.etl", tcpip.PROVIDER, [(1127, 1, address_event(1, "10.0.0.1", 1))])) as t:
+        builder = FactBuilder(t.header)
+        record = next(r for r in t.records() if r.provider == tcpip.PROVIDER)
+    builder.event(Decoded(vmswitch.PROVIDER, vmswitch.NAME, 230, 0, "EncapsulationOffload", {"switch_name": "S"}, "fast"),
+                  record)
+    builder.event(Decoded(vmswitch.PROVIDER, vmswitch.NAME, 25, 1, None, {"MacAddress": "00"}, "catalogue"), record)
+    (trace,) = by_kind(builder.facts(None))["trace"]
+    assert (trace.event_errors, trace.events_not_used) == (1, 1)
+    assert trace.first_error.startswith("Microsoft-Windows-Hyper-V-VmSwitch event 230: KeyError")

@@ -163,7 +163,7 @@ def test_engine_result_to_markdown_end_to_end():
                         reason_code=16, reason_name="Spoofed MAC address is not allowed", count=11),
         TraceQuality(),
     ]
-    result = run_rules(facts)
+    result = run_rules(facts, only=["packets-dropped"])
     text = render_markdown(RunReport.from_engine(result, trace=trace(), min_severity="medium"))
     assert verdict_line(text) == "**Verdict: 1 finding(s) at or above medium:** 1 medium."
     assert "| 5 | Hyper-V port | VmsVmNic | In | 16 | Spoofed MAC address is not allowed | 11 |" in text

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from rule_helpers import WHEN_LINE, write_rule
 from typer.testing import CliRunner
 
 from diag.commands.rules import app
-from rule_helpers import WHEN_LINE, write_rule
 
 RUNNER = CliRunner()
 ROOT = Path(__file__).resolve().parent.parent

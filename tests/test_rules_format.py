@@ -7,6 +7,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from rule_helpers import WHEN_LINE, write_rule
 
 from diag.engine import load_rule, load_rules, rule_problems
 from diag.engine.cases import load_cases, run_cases
@@ -14,7 +15,6 @@ from diag.engine.lint import lint
 from diag.engine.rules import RuleFile
 from diag.engine.scaffold import new_rule
 from diag.engine.source import RuleFileError, parse_yaml
-from rule_helpers import WHEN_LINE, write_rule
 
 ROOT = Path(__file__).resolve().parent.parent
 P = WHEN_LINE + 2  # the line of the first pattern in a rule written by write_rule
@@ -50,8 +50,8 @@ REFUSED = {
                       P + 1, "may be empty"),
     "forward-ref": ("all:\n  - a: {kind: pktmon_drop, count: {b: count}}\n  - b: {kind: pktmon_drop}\n", P,
                     "not the alias of an earlier pattern"),
-    "negated-ref": ("all:\n  - a: {kind: pktmon_drop}\n  - n$not: {kind: pktmon_drop}\n"
-                    "  - b: {kind: pktmon_drop, count: {n: count}}\n", P + 2, "not the alias of an earlier"),
+    "negated-ref": (("all:\n  - a: {kind: pktmon_drop}\n  - n$not: {kind: pktmon_drop}\n"
+                     "  - b: {kind: pktmon_drop, count: {n: count}}\n"), P + 2, "not the alias of an earlier"),
     "only-negated": ("all:\n  - n$not: {kind: pktmon_drop}\n", P - 1, "must not be negated"),
     "regex-escape": ("all:\n  - a: {kind: pktmon_drop, $mt: {component_name: 'a\\.b'}}\n", P, "backslash"),
     "regex-anchor": ("all:\n  - a: {kind: pktmon_drop, $mt: {component_name: '^ab'}}\n", P, "anchors"),

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -37,7 +36,7 @@ def _pack(extra: list[Path]) -> tuple[list[Rule], list]:
     return load_rules([data_dir("rules"), *extra])
 
 
-def _paths(paths: Optional[list[Path]]) -> list[Path]:
+def _paths(paths: list[Path] | None) -> list[Path]:
     chosen = list(paths or [data_dir("rules")])
     for path in chosen:
         if not path.exists():
@@ -106,7 +105,7 @@ def new(
 
 @app.command()
 def test(
-    paths: Optional[list[Path]] = typer.Argument(None, help="Rule files or directories (default: the shipped pack)."),
+    paths: list[Path] | None = typer.Argument(None, help="Rule files or directories (default: the shipped pack)."),
     sets: int = typer.Option(200, "--sets", min=1, help="Generated fact sets per rule for the differential test."),
     seed: int = typer.Option(0, "--seed", help="Seed of the fact-set generator."),
 ) -> None:
@@ -149,7 +148,7 @@ def _render_comparison(c: RuleComparison) -> str:
 
 @app.command()
 def lint(
-    paths: Optional[list[Path]] = typer.Argument(None, help="Rule files or directories (default: the shipped pack)."),
+    paths: list[Path] | None = typer.Argument(None, help="Rule files or directories (default: the shipped pack)."),
 ) -> None:
     """Check rule files and their cases; print each problem as file:line: message."""
     issues = lint_paths(_paths(paths))

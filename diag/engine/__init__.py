@@ -28,7 +28,19 @@ _EXPORTS = {
     "RuleFileError": "diag.engine.source",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "EngineResult",
+    "IdAllocator",
+    "Rule",
+    "RuleFileError",
+    "fnv1a32",
+    "load_rule",
+    "load_rules",
+    "rule_problems",
+    "run_rules",
+    "run_sessions",
+    "select_rules",
+]
 
 
 def __getattr__(name: str) -> Any:

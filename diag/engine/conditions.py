@@ -99,7 +99,7 @@ class Test:
 @dataclass(frozen=True)
 class Group:
     op: Literal["and", "or"]
-    items: tuple["Expr", ...]
+    items: tuple[Expr, ...]
     where: DocPath
 
 

@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import random
 import warnings
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from enum import Enum
-from typing import Annotated, Any, Callable, Literal, Sequence, get_args, get_origin
+from typing import Annotated, Any, Literal, get_args, get_origin
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
@@ -38,7 +39,7 @@ Choose = Callable[[Sequence[Any]], Any]  # picks one of the options
 MAX_FACTS = 10
 BASE_NUMBERS = (0, 1, 2)
 BASE_WORDS = ("a", "b")
-BASE_TIMES = (datetime(2024, 5, 1, tzinfo=timezone.utc), datetime(2024, 5, 2, tzinfo=timezone.utc))
+BASE_TIMES = (datetime(2024, 5, 1, tzinfo=UTC), datetime(2024, 5, 2, tzinfo=UTC))
 
 
 @dataclass

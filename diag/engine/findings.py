@@ -52,8 +52,8 @@ def _ranked(rule: Rule, matches: list[Match], facts: dict[str, PreparedFact]) ->
     ordered = sorted(matches, key=lambda m: [facts[i].index for i in m.fact_ids])
     if not rule.meta.finding.rank_by:
         return ordered
-    position = rule.aliases.index(resolve_column(rule, rule.meta.finding.rank_by)[0])
-    name = resolve_column(rule, rule.meta.finding.rank_by)[1]
+    alias, name = resolve_column(rule, rule.meta.finding.rank_by)
+    position = rule.aliases.index(alias)
 
     def rank(m: Match) -> tuple[bool, Any]:
         value = facts[m.fact_ids[position]].data.get(name)

@@ -6,12 +6,20 @@ cases, two rules with one id. Warnings: cases without a rule, a stable rule with
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Sequence
+from typing import Literal
 
 from diag.engine.cases import load_cases
-from diag.engine.rules import CASES_SUFFIX, Rule, load_rule, rule_files, rule_problems, rule_stem
+from diag.engine.rules import (
+    CASES_SUFFIX,
+    Rule,
+    load_rule,
+    rule_files,
+    rule_problems,
+    rule_stem,
+)
 from diag.engine.source import RuleFileError, describe
 
 

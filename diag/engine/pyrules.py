@@ -25,9 +25,10 @@ import importlib.util
 import sys
 import traceback
 import zlib
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Callable
+from typing import Any
 
 from diag.engine.source import Document, RuleFileError
 

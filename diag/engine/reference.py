@@ -19,7 +19,8 @@ from __future__ import annotations
 import json
 import operator
 import re
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from diag.engine.conditions import Arith, Condition, Expr, Pattern, Ref, Test
 

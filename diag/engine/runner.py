@@ -18,9 +18,10 @@ import pickle
 import signal
 import subprocess
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
@@ -112,8 +113,9 @@ def run_rules(
     rules, deselected = select_rules(rules, only, skip, also_known=broken)
     session = prepare_session(facts, SID)
     if not rules:
+        why = "--only/--skip left no rule to run" if deselected else "no rule could be loaded"
         return EngineResult(rule_errors=rule_errors, rules_deselected=deselected,
-                            engine_errors=["no rule could be loaded, so nothing was checked"])
+                            engine_errors=[f"{why}, so nothing was checked"])
     try:
         run = run_worker(rules, [session], timeout)
     except AnalysisFailed as exc:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 from diag.engine.cases import Case, CaseResult, load_cases, run_cases
 from diag.engine.differential import RuleComparison, compare_with_reference

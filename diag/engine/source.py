@@ -27,7 +27,7 @@ class RuleFileError(Exception):
         self.line = line
         self.column = column
 
-    def located(self, source: "Document | None") -> "RuleFileError":
+    def located(self, source: Document | None) -> RuleFileError:
         """This error with the line and column of ``where`` in ``source`` filled in."""
         if self.line is not None or source is None:
             return self

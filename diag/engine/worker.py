@@ -20,8 +20,9 @@ import sys
 import threading
 import traceback
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 SCALARS = (str, int, float, bool, type(None))
 MAX_MESSAGES_PER_RULE = 3

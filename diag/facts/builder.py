@@ -17,7 +17,7 @@ import re
 from typing import Any
 
 from diag import knowledge
-from diag.decode import ndiscap, netvsc, pktmon, tcpip, vmswitch, winnat, wnv
+from diag.decode import LAYER_FAST, ndiscap, netvsc, pktmon, tcpip, vmswitch, winnat, wnv
 from diag.decode import hns, lbfo, vfp
 from diag.facts.capture import CaptureCollector
 from diag.facts.evidence import Bounded, keep, pointer, when
@@ -54,6 +54,9 @@ class FactBuilder:
         self.capture = CaptureCollector()
         self.other: Bounded = Bounded(256)
         self.events = 0
+        self.events_not_used = 0  # decoded by a generic layer (field names unknown to the collectors)
+        self.event_errors = 0  # events a collector could not use; the first message is kept
+        self.first_error: str | None = None
         self._collectors = {
             vmswitch.PROVIDER: self.vswitch, tcpip.PROVIDER: self.tcpip, winnat.PROVIDER: self.nat,
             wnv.PROVIDER: self.wnv, netvsc.PROVIDER: self.netvsc, ndiscap.PROVIDER: self.capture,
@@ -66,7 +69,15 @@ class FactBuilder:
         self.events += 1
         collector = self._collectors.get(decoded.provider)
         if collector is not None:
-            collector.event(decoded.event_id, decoded.event_name or str(decoded.event_id), decoded.fields, record)
+            if decoded.layer != LAYER_FAST:
+                self.events_not_used += 1
+                return
+            try:
+                collector.event(decoded.event_id, decoded.event_name or str(decoded.event_id), decoded.fields, record)
+            except (KeyError, TypeError, ValueError) as exc:
+                self.event_errors += 1
+                if self.first_error is None:
+                    self.first_error = f"{decoded.provider_name} event {decoded.event_id}: {type(exc).__name__}: {exc}"
         elif decoded.provider in OTHER_PROVIDERS:
             self._other(decoded, record)
 
@@ -120,7 +131,17 @@ class FactBuilder:
             duration_seconds=(end - start).total_seconds() if start and end and end >= start else None,
             cpu_count=h.cpu_count, pointer_size=h.pointer_size, providers=len(coverage),
             providers_not_decoded=sum(c.status != "decoded" for c in coverage), packet_events=digest.packets,
-            host_info_files=len(getattr(host_info, "files", []) or []))
+            packet_paths=digest.paths, paths_split=digest.paths_split,
+            host_info_files=len(getattr(host_info, "files", []) or []), events_not_used=self.events_not_used,
+            event_errors=self.event_errors, first_error=self.first_error, not_kept=self._not_kept(digest))
+
+    def _not_kept(self, digest: PktmonDigest) -> int:
+        """Objects turned away by a full table (ports, addresses, flows, routes...): counted, never silent."""
+        tables = [self.other, *self.model.__dict__.values()]
+        for collector in (self.vswitch, self.tcpip, self.nat, self.wnv, self.netvsc, self.capture):
+            tables += list(vars(collector).values())
+        overflow = sum(t.overflow for t in tables if isinstance(t, Bounded))
+        return overflow + digest.flows_pruned + digest.routes_overflow.packets + self.capture.flows_pruned
 
     @staticmethod
     def _coverage(stats: Any) -> list[ProviderCoverage]:

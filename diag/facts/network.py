@@ -37,7 +37,13 @@ class TraceSpan(Fact):
     providers: Count = 0
     providers_not_decoded: Count = 0
     packet_events: Count = 0
+    packet_paths: Count = 0
+    paths_split: Count = Field(0, description="packets whose snapshots were too far apart in the file to join one path")
     host_info_files: Count = 0
+    events_not_used: Count = Field(0, description="events of modelled providers decoded only by a generic layer")
+    event_errors: Count = Field(0, description="decoded events the fact builder could not use")
+    first_error: str | None = None
+    not_kept: Count = Field(0, description="objects (ports, addresses, flows, route packets...) beyond the size limits")
 
 
 class ProviderCoverage(Fact):

@@ -7,13 +7,15 @@ The digest is filled in one streaming pass and stays bounded whatever the trace 
   path ends when the packet is dropped, when it is pushed out of the window of the ``window``
   most recent packets, or at the end of the trace. Ended paths are folded into per-route
   counters (the ordered component sequence); the first path of each route and of each drop group
-  is kept whole as a sample. Snapshots of one packet further apart than ``window`` packets in
-  file order split its path in two (``paths_split`` counts those seen again after eviction);
+  is kept whole as a sample. Between ``window`` and ``2 * window`` packets are in flight; snapshots
+  of one packet further apart than ``window`` packets in file order may split its path in two
+  (``paths_split`` counts those seen again after eviction);
 - flows: the 5-tuple of each packet's first snapshot, in a table pruned to the busiest
   ``max_flows`` when it doubles (``flows_pruned`` counts what was let go).
 
 ``passed`` is the hot path for packet events (160): one ``struct`` call, a dict lookup and an
-append per snapshot; the frame is read once per packet, for its flow.
+append per snapshot; the frame is read once per packet, for its flow. Snapshots keep the raw
+timestamp (``filetime`` / ``microseconds`` convert with the trace's clock when facts are made).
 """
 
 from __future__ import annotations
@@ -32,16 +34,20 @@ from diag.facts.network import Component, DropRate, Flow, PacketPath, PacketRout
 from diag.read.clock import filetime_to_datetime
 
 SAMPLES_PER_GROUP = 5
-PATH_WINDOW = 16384
+PATH_WINDOW = 4096
 MAX_ROUTES = 256
 MAX_FLOWS = 2048
 MAX_PATH_FACTS = 24
 MAX_FLOW_FACTS = 64
+FLOW_BYTES = 256  # enough frame for the flow key, VXLAN/NVGRE inner headers included
+MAX_HOPS = 64  # a path this long is ended: a PktGroupId seen again (relogged or repeated buffers) must not grow it
 _RUNDOWN_EVENTS = frozenset({pktmon.EVENT_COMPONENT, pktmon.EVENT_DROP_COUNTERS, *pktmon.PROPERTY_EVENTS})
-_HEADER = pktmon.PACKET_HEADER.unpack_from
 _HEADER_SIZE = pktmon.PACKET_HEADER.size
-_I64 = struct.Struct("<q").unpack_from
 _EVENT_TIMESTAMP = 0x40  # EVENT_HEADER.TimeStamp, counted back from the start of the payload
+# From EVENT_HEADER.TimeStamp to the end of the packet header: TimeStamp, (rest of the header),
+# PktGroupId, PktNumber, Appearance, DirTag, PacketType, ComponentId, EdgeId, (FilterId, DropReason,
+# DropLocation), OriginalPayloadSize, LoggedPayloadSize: one call on the hot path.
+_TIMED_HEADER = struct.Struct("<q56xQHHHHHH10xHH").unpack_from
 LINKS = {1: LINK_ETHERNET, 2: LINK_WIFI, 3: LINK_RAW_IP}
 # Component property types (knowledge/pktmon-drop-reasons.yaml, confirmed by the value maps traces embed)
 PROP_IF_INDEX, PROP_MINIPORT_IF_INDEX, PROP_PHYS_ADDRESS, PROP_VMSWITCH_NAME, PROP_IP_ADDRESS = 1, 2, 6, 10, 13
@@ -61,13 +67,13 @@ class DropGroup:
 class Route:
     """Packets that crossed one component sequence."""
 
-    __slots__ = ("packets", "dropped", "reasons", "durations", "total_us", "max_us", "sample")
+    __slots__ = ("packets", "dropped", "reasons", "durations", "total_ticks", "max_ticks", "sample")
 
     def __init__(self) -> None:
         self.packets = self.dropped = self.durations = 0
-        self.total_us = self.max_us = 0.0
+        self.total_ticks = self.max_ticks = 0
         self.reasons: Counter[int] = Counter()
-        self.sample: list | None = None
+        self.sample: tuple | None = None
 
 
 class PktmonDigest:
@@ -80,7 +86,6 @@ class PktmonDigest:
     def __init__(self, clock: Any = None, *, track: bool = True, window: int = PATH_WINDOW,
                  max_flows: int = MAX_FLOWS) -> None:
         self.components: dict[int, dict] = {}
-        self.packets = 0
         self.drops = 0
         self.malformed = 0
         self.by_component: Counter[int] = Counter()
@@ -104,6 +109,11 @@ class PktmonDigest:
         self.flow_packets_pruned = 0
         self.unparsed_frames = 0
 
+    @property
+    def packets(self) -> int:
+        """Packet events counted (every valid snapshot, dropped or not)."""
+        return sum(self.by_component.values())
+
     # -- packets -----------------------------------------------------------------------------------
     def passed(self, data: bytes, start: int, end: int) -> bool:
         """Count a packet snapshot (event 160) that was not dropped.
@@ -115,20 +125,24 @@ class PktmonDigest:
         if end - start < _HEADER_SIZE:
             self.malformed += 1
             return False
-        gid, num, appearance, direction, ptype, comp, edge, _f, _r, _l, size, logged = _HEADER(data, start)
+        ticks, gid, num, appearance, direction, ptype, comp, edge, size, logged = \
+            _TIMED_HEADER(data, start - _EVENT_TIMESTAMP)
         if _HEADER_SIZE + logged > end - start:
             self.malformed += 1
             return False
-        self.packets += 1
         self.by_component[comp] += 1
         if self.track:
             key = (gid << 16) | num
             path = self.inflight.get(key)
             if path is None:
-                path = self._start(key, data, start + _HEADER_SIZE, start + _HEADER_SIZE + logged, ptype, size)
-            clock = self.clock
-            ft = clock.to_filetime(_I64(data, start - _EVENT_TIMESTAMP)[0]) if clock is not None else None
-            path[1].append((appearance, ft, comp, edge, direction))
+                frame = start + _HEADER_SIZE
+                path = self._start(key, data[frame:frame + min(logged, FLOW_BYTES)], ptype, size, ticks)
+            hops = path[1]
+            if hops and appearance < hops[-1][0]:
+                path[3] = True
+            hops.append((appearance, ticks, (comp << 16) | edge, direction))
+            if len(hops) >= MAX_HOPS:
+                self._end(self.inflight.pop(key), key)
         return True
 
     def packet(self, payload: memoryview, dropped: bool, filetime: int | None = None) -> bool:
@@ -138,48 +152,64 @@ class PktmonDigest:
         except ValueError:
             self.malformed += 1
             return False
-        self.packets += 1
         self.by_component[event.component_id] += 1
-        if self.track:
-            key = (event.pkt_group_id << 16) | event.pkt_number
-            path = self.inflight.get(key)
-            if path is None:
-                path = self._start(key, event.frame, 0, len(event.frame), event.packet_type, event.original_size)
-            path[1].append((event.appearance, filetime, event.component_id, event.edge_id, event.direction))
         if dropped:
             self._drop(event, filetime)
-            if self.track:
-                path[2] = (event.component_id, event.drop_reason, event.direction, event.drop_location)
-                self._end(self.inflight.pop(key), key)
+        if not self.track:
+            return True
+        key = (event.pkt_group_id << 16) | event.pkt_number
+        ticks = self._ticks(filetime)
+        path = self.inflight.get(key)
+        if path is None:
+            path = self._start(key, event.frame, event.packet_type, event.original_size, ticks)
+        hops = path[1]
+        if hops and event.appearance < hops[-1][0]:
+            path[3] = True
+        hops.append((event.appearance, ticks, (event.component_id << 16) | event.edge_id, event.direction))
+        if dropped:
+            path[2] = (event.component_id, event.drop_reason, event.direction, event.drop_location)
+        if dropped or len(hops) >= MAX_HOPS:
+            self._end(self.inflight.pop(key), key)
         return True
 
-    def _start(self, key: int, data: Any, start: int, end: int, packet_type: int, size: int) -> list:
+    def _ticks(self, filetime: int | None) -> int | None:
+        """The raw timestamp of a FILETIME (packet snapshots keep raw ticks; see ``filetime``)."""
+        clock = self.clock
+        if clock is None or filetime is None:
+            return None
+        return clock.reference_ticks + (filetime - clock.start_filetime) * clock.ticks_per_second // 10_000_000
+
+    def filetime(self, ticks: int | None) -> int | None:
+        return None if ticks is None or self.clock is None else self.clock.to_filetime(ticks)
+
+    def microseconds(self, ticks: int | float) -> float | None:
+        return None if self.clock is None else ticks * 1_000_000 / self.clock.ticks_per_second
+
+    def _start(self, key: int, frame: Any, packet_type: int, size: int, ticks: int | None) -> list:
         if key in self._evicted:
             self.paths_split += 1
-        fkey = self._flow(data[start:end], packet_type, size)
-        path = [fkey, [], None]
-        self.inflight[key] = path
-        order = self._order
-        order.append(key)
-        if len(self.inflight) > self.window:
+        fkey = self._flow(frame, packet_type, size, ticks)
+        path = [fkey, [], None, False]  # flow key, hops, drop, hops out of order
+        inflight = self.inflight
+        inflight[key] = path
+        self._order.append(key)
+        if len(self._order) > 2 * self.window:
             self._evict()
-        elif len(order) > 2 * self.window:
-            self._order = deque(k for k in order if k in self.inflight)
         return path
 
     def _evict(self) -> None:
-        order, inflight = self._order, self.inflight
-        while order:
+        """End the oldest paths until at most ``window`` are in flight (in one go: cheaper than one by one)."""
+        order, inflight, evicted, end = self._order, self.inflight, self._evicted, self._end
+        if len(evicted) > 4 * self.window:
+            evicted.clear()
+        while order and (len(inflight) > self.window or order[0] not in inflight):
             key = order.popleft()
             path = inflight.pop(key, None)
             if path is not None:
-                if len(self._evicted) > 4 * self.window:
-                    self._evicted.clear()
-                self._evicted.add(key)
-                self._end(path, key)
-                return
+                evicted.add(key)
+                end(path, key)
 
-    def _flow(self, frame: Any, packet_type: int, size: int) -> tuple | None:
+    def _flow(self, frame: Any, packet_type: int, size: int, ticks: int | None) -> tuple | None:
         try:
             fkey = flow_key(frame, LINKS.get(packet_type, LINK_ETHERNET))
         except (ValueError, IndexError):
@@ -187,13 +217,19 @@ class PktmonDigest:
         if fkey is None:
             self.unparsed_frames += 1
             return None
-        flow = self.flows.get(fkey)
+        flows = self.flows
+        flow = flows.get(fkey)
         if flow is None:
-            if len(self.flows) >= 2 * self.max_flows:
+            if len(flows) >= 2 * self.max_flows:
                 self._prune_flows()
-            flow = self.flows[fkey] = [0, 0, 0, None, None]
+            flow = self.flows[fkey] = [0, 0, 0, ticks, ticks]
         flow[0] += 1
         flow[1] += size
+        if ticks is not None:
+            if flow[3] is None or ticks < flow[3]:
+                flow[3] = ticks
+            if flow[4] is None or ticks > flow[4]:
+                flow[4] = ticks
         return fkey
 
     def _prune_flows(self) -> None:
@@ -204,41 +240,35 @@ class PktmonDigest:
             self.flow_packets_pruned += flow[0]
 
     def _end(self, path: list, key: int) -> None:
-        """Fold one finished path into its route, its flow and (the first of each) the samples."""
-        fkey, hops, drop = path
-        if not hops:
-            return
-        if len(hops) > 1:
+        """Fold one finished path into its route and (the first of each) the samples."""
+        fkey, hops, drop, unordered = path
+        if unordered:
             hops.sort(key=_hop_order)
         self.paths += 1
-        route_key = tuple((hop[2], hop[3]) for hop in hops)  # (component, edge) per hop
+        route_key = tuple([hop[2] for hop in hops])  # component << 16 | edge, per hop
         route = self.routes.get(route_key)
         if route is None:
-            route = self.routes_overflow if len(self.routes) >= MAX_ROUTES else Route()
-            if route is not self.routes_overflow:
-                self.routes[route_key] = route
+            if len(self.routes) >= MAX_ROUTES:
+                route = self.routes_overflow
+            else:
+                route = self.routes[route_key] = Route()
         route.packets += 1
         first, last = hops[0][1], hops[-1][1]
         if first is not None and last is not None:
-            us = (last - first) / 10
+            ticks = last - first
             route.durations += 1
-            route.total_us += us
-            route.max_us = max(route.max_us, us)
-        sample = [key, fkey, hops, drop]
+            route.total_ticks += ticks
+            if ticks > route.max_ticks:
+                route.max_ticks = ticks
         if route.sample is None:
-            route.sample = sample
+            route.sample = (key, fkey, hops, drop)
         if drop is not None:
             route.dropped += 1
             route.reasons[drop[1]] += 1
-            self.drop_paths.setdefault(drop[:3], sample)
-        if fkey is not None:
-            flow = self.flows.get(fkey)
-            if flow is not None:
-                if drop is not None:
-                    flow[2] += 1
-                if first is not None:
-                    flow[3] = first if flow[3] is None else min(flow[3], first)
-                    flow[4] = last if flow[4] is None else max(flow[4], last)
+            if drop[:3] not in self.drop_paths:
+                self.drop_paths[drop[:3]] = route.sample if route.sample[3] is drop else (key, fkey, hops, drop)
+            if fkey is not None and fkey in self.flows:
+                self.flows[fkey][2] += 1
 
     def finish(self) -> None:
         """End every path still in flight (call once, after the last record)."""
@@ -306,6 +336,11 @@ def _hop_order(hop: tuple) -> tuple:
     return (hop[0], hop[1] or 0)
 
 
+def _hop(element: int) -> tuple[int, int]:
+    """(component, edge) of a route element."""
+    return element >> 16, element & 0xFFFF
+
+
 # -- facts -------------------------------------------------------------------------------------------
 
 def drop_facts(digest: PktmonDigest, os_build: int | None, reason_names: dict[int, str] | None = None) -> list[PacketDropGroup]:
@@ -364,7 +399,7 @@ def component_facts(digest: PktmonDigest) -> list[Component]:
 
 def path_facts(digest: PktmonDigest, reason_label) -> list[PacketPath]:
     """Sampled complete paths: the first path of each drop group, then of the busiest routes."""
-    chosen: list[list] = list(digest.drop_paths.values())
+    chosen: list[tuple] = list(digest.drop_paths.values())
     seen = {id(s) for s in chosen}
     for route in sorted(digest.routes.values(), key=lambda r: -r.packets):
         if route.sample is not None and id(route.sample) not in seen:
@@ -373,42 +408,45 @@ def path_facts(digest: PktmonDigest, reason_label) -> list[PacketPath]:
     return [_path_fact(digest, sample, reason_label) for sample in chosen[:MAX_PATH_FACTS]]
 
 
-def _path_fact(digest: PktmonDigest, sample: list, reason_label) -> PacketPath:
+def _path_fact(digest: PktmonDigest, sample: tuple, reason_label) -> PacketPath:
     key, fkey, hops, drop = sample
     label = digest.component_label
     start = hops[0][1]
     out_hops = []
     previous = start
-    for appearance, ft, comp, edge, direction in hops[:64]:
-        delta = (ft - previous) / 10 if ft is not None and previous is not None else None
+    for appearance, ticks, element, direction in hops[:64]:
+        comp, edge = _hop(element)
+        delta = digest.microseconds(ticks - previous) if ticks is not None and previous is not None else None
         out_hops.append({"component_id": comp, "component": label(comp)[0], "edge": edge, "appearance": appearance,
                          "direction": knowledge.direction_name(direction) or str(direction), "delta_us": delta})
-        previous = ft if ft is not None else previous
+        previous = ticks if ticks is not None else previous
     flow = key_text(fkey) if fkey is not None else {}
     end = hops[-1][1]
+    first_comp, last_comp = hops[0][2] >> 16, hops[-1][2] >> 16
     return PacketPath(
         pkt_group_id=key >> 16, pkt_number=key & 0xFFFF, hops=out_hops, hop_count=len(hops),
-        first_component=label(hops[0][2])[0], last_component=label(hops[-1][2])[0], last_component_id=hops[-1][2],
+        first_component=label(first_comp)[0], last_component=label(last_comp)[0], last_component_id=last_comp,
         dropped=drop is not None, drop_component=label(drop[0])[0] if drop else None,
         drop_reason_code=drop[1] if drop else None, drop_reason_name=reason_label(drop[1]) if drop else None,
         drop_location=drop[3] if drop else None,
-        duration_us=(end - start) / 10 if start is not None and end is not None else None, start=when(start),
-        protocol=flow.get("protocol"), src=flow.get("src"), dst=flow.get("dst"), sport=flow.get("sport"),
-        dport=flow.get("dport"))
+        duration_us=digest.microseconds(end - start) if start is not None and end is not None else None,
+        start=when(digest.filetime(start)), protocol=flow.get("protocol"), src=flow.get("src"), dst=flow.get("dst"),
+        sport=flow.get("sport"), dport=flow.get("dport"))
 
 
 def route_facts(digest: PktmonDigest) -> list[PacketRoute]:
     label = digest.component_label
     facts = []
     for route_key, route in sorted(digest.routes.items(), key=lambda item: -item[1].packets):
-        (first, _), (last, last_edge) = route_key[0], route_key[-1]
+        hops = [_hop(element) for element in route_key]
+        (first, _), (last, last_edge) = hops[0], hops[-1]
         facts.append(PacketRoute(
-            route=" > ".join(f"{c}:{e}" for c, e in route_key), component_ids=[c for c, _ in route_key[:64]],
-            hop_count=len(route_key), first_component=label(first)[0], last_component=label(last)[0],
+            route=" > ".join(f"{c}:{e}" for c, e in hops), component_ids=[c for c, _ in hops[:64]],
+            hop_count=len(hops), first_component=label(first)[0], last_component=label(last)[0],
             last_component_id=last, last_edge_id=last_edge, packets=route.packets,
             dropped=route.dropped, drop_reason_code=route.reasons.most_common(1)[0][0] if route.reasons else None,
-            mean_duration_us=route.total_us / route.durations if route.durations else None,
-            max_duration_us=route.max_us if route.durations else None))
+            mean_duration_us=digest.microseconds(route.total_ticks / route.durations) if route.durations else None,
+            max_duration_us=digest.microseconds(route.max_ticks) if route.durations else None))
     return facts
 
 
@@ -422,5 +460,5 @@ def flow_facts(digest: PktmonDigest, limit: int = MAX_FLOW_FACTS) -> list[Flow]:
         facts.append(Flow(
             source="pktmon", protocol=str(text["protocol"]), src=text.get("src"), dst=text.get("dst"),
             sport=sport, dport=dport, vlan=vlan, packets=packets, bytes=size, drops=drops, reverse_seen=reverse,
-            first_seen=when(first), last_seen=when(last)))
+            first_seen=when(digest.filetime(first)), last_seen=when(digest.filetime(last))))
     return facts
