@@ -18,7 +18,7 @@ from diag.decode import pktmon
 from diag.engine import load_rules, run_rules, select_rules
 from diag.errors import AnalysisFailed, BadInputError
 from diag.facts.models import TraceQuality
-from diag.facts.pktmon import drop_facts
+from diag.hostinfo import load_host_info
 from diag.inspect import Scan, TraceSummary, inspect_trace, scan_trace
 from diag.report import RunReport, TraceInfo, render_markdown
 from diag.report.model import utc_now
@@ -137,6 +137,7 @@ def check(
     path: str | Path,
     *,
     rule_dirs: list[Path] | tuple[Path, ...] = (),
+    host_info: list[Path] | tuple[Path, ...] = (),
     only: list[str] | None = None,
     skip: list[str] | None = None,
     db_path: str | Path = "wnvdiag.db",
@@ -161,9 +162,10 @@ def check(
     if out_dir.exists() and not out_dir.is_dir():
         raise BadInputError("--out is not a directory", out_dir)
     check_writable(db_path)
+    info = load_host_info(list(map(Path, host_info))) if host_info else None  # bad files: exit 2 before the read
     started = utc_now()
-    scan = scan_trace(path, progress)
-    facts = build_facts(scan)
+    scan = scan_trace(path, progress, facts=True)
+    facts = build_facts(scan, info)
     failure = None
     try:
         result = run_rules(facts, all_rule_dirs, only=only or None, skip=skip or None, timeout=RULES_TIMEOUT)
@@ -183,10 +185,12 @@ def check(
     return CheckResult(run, run_id, db_path, report_path, threshold)
 
 
-def build_facts(scan: Scan) -> list:
-    """Facts for the rules: pktmon drop groups, and the trace's quality."""
+def build_facts(scan: Scan, host_info=None) -> list:
+    """Facts for the rules: the host's network model from every provider (and host info), and the
+    trace's quality. ``scan`` must come from ``scan_trace(..., facts=True)``."""
     reason_names = scan.decoder.value_map(pktmon.PROVIDER, "DropReason")
-    return [*drop_facts(scan.pktmon, scan.summary.header.os_build, reason_names), _quality(scan)]
+    model = scan.builder.facts(scan.pktmon, host_info, stats=scan.decoder.stats, reason_names=reason_names)
+    return [*model, _quality(scan)]
 
 
 def _quality(scan: Scan) -> TraceQuality:

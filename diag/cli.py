@@ -87,6 +87,10 @@ def inspect(
 @app.command()
 def check(
     trace: Path = typer.Argument(..., help="ETL file from pktmon or netsh trace."),
+    host_info: list[Path] = typer.Option(
+        [], "--host-info", metavar="FILE",
+        help="Output of 'ipconfig /allcompartments /all' or 'Get-NetIPAddress -IncludeAllCompartments' "
+             "(text or ConvertTo-Json) from the same host; repeat for several files."),
     rules: list[Path] = typer.Option([], "--rules", help="A directory of your own rules, added to the shipped pack."),
     only: list[str] = typer.Option([], "--only", help="Run only the rules with these ids or tags (repeatable)."),
     skip: list[str] = typer.Option([], "--skip", help="Leave out the rules with these ids or tags (skip wins over only)."),
@@ -100,7 +104,7 @@ def check(
     """Read the trace, run the rules, store the findings and write a Markdown report."""
     try:
         with _progress(trace, quiet or as_json) as progress:
-            result = api.check(trace, rule_dirs=rules, only=only, skip=skip, db_path=db, out_dir=out, threshold=threshold,
+            result = api.check(trace, rule_dirs=rules, host_info=host_info, only=only, skip=skip, db_path=db, out_dir=out, threshold=threshold,
                                progress=progress, arguments=sys.argv[1:])
     except DiagError as exc:
         _fail(str(exc))

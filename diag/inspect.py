@@ -21,6 +21,7 @@ from diag import knowledge
 from diag.decode import LAYER_FAST, DecodeStats, EventDecoder, catalogue
 from diag.decode import pktmon
 from diag.decode.wire import WireError
+from diag.facts.builder import FactBuilder
 from diag.facts.pktmon import PktmonDigest
 from diag.read import Trace
 from diag.read.buffers import BUFFER_TYPES
@@ -151,11 +152,13 @@ class TraceSummary(_Model):
 
 
 class Scan(NamedTuple):
-    """One pass over a trace: the summary, the pktmon digest the facts are built from, the decoder."""
+    """One pass over a trace: the summary, the pktmon digest, the decoder, and (for ``check``) the
+    fact builder that collected the other providers' events."""
 
     summary: TraceSummary
     pktmon: PktmonDigest
     decoder: EventDecoder
+    builder: FactBuilder | None = None
 
 
 def inspect_trace(path: str | Path, progress: Callable[[int, int], None] | None = None) -> TraceSummary:
@@ -163,14 +166,16 @@ def inspect_trace(path: str | Path, progress: Callable[[int, int], None] | None 
     return scan_trace(path, progress).summary
 
 
-def scan_trace(path: str | Path, progress: Callable[[int, int], None] | None = None) -> Scan:
+def scan_trace(path: str | Path, progress: Callable[[int, int], None] | None = None, *, facts: bool = False) -> Scan:
+    """One pass over the trace; with ``facts`` it also tracks packet paths and flows and collects
+    every decoded event into a ``FactBuilder`` (slower: ``check`` needs it, ``inspect`` does not)."""
     with Trace(path) as trace:
-        return _scan(trace, progress)
+        return _scan(trace, progress, FactBuilder(trace.header) if facts else None)
 
 
-def _scan(trace: Trace, progress: Callable[[int, int], None] | None) -> Scan:
+def _scan(trace: Trace, progress: Callable[[int, int], None] | None, builder: FactBuilder | None = None) -> Scan:
     decoder = EventDecoder(trace.header)
-    tally = PktmonDigest()
+    tally = PktmonDigest(clock=trace.clock, track=builder is not None)
     by_header_type: Counter[int] = Counter()
     buffer_types: Counter[int] = Counter()
     pktmon_ok: Counter[int] = Counter()  # PktMon events decoded on the hot path, by event id
@@ -215,6 +220,8 @@ def _scan(trace: Trace, progress: Callable[[int, int], None] | None) -> Scan:
             decoded = decoder.decode(record)
             if decoded is not None and decoded.provider == _PKTMON_GUID:
                 tally.rundown(decoded.event_id, decoded.fields)
+            elif decoded is not None and builder is not None:
+                builder.event(decoded, record)
         if spans:
             ts = _timestamps(data, spans, clock)
             if ts:
@@ -237,7 +244,7 @@ def _scan(trace: Trace, progress: Callable[[int, int], None] | None) -> Scan:
         providers=providers,
         pktmon=_pktmon_info(tally, decoder, trace.header.os_build, _PKTMON_GUID in {p.guid for p in providers}),
     )
-    return Scan(summary, tally, decoder)
+    return Scan(summary, tally, decoder, builder)
 
 
 def _pktmon_rundown(tally: PktmonDigest, event_id: int, payload: memoryview, errors: dict[int, str]) -> bool:

@@ -99,3 +99,28 @@ def test_only_and_skip_select_rules(tmp_path):
     typo = run_cli("check", str(DEMO), "--db", str(tmp_path / "b.db"), "--only", "packets-droped")
     assert typo.returncode == 2 and "packets-droped" in typo.stderr
     assert not (tmp_path / "b.db").exists()
+
+
+def test_check_with_host_info_adds_its_compartments_as_facts(tmp_path):
+    from diag.synth import synthesize
+
+    made = synthesize("overlapping-compartments-hostinfo", tmp_path / "ovl.etl")
+    truth = json.loads(made.truth.read_text())
+    args = ["check", str(made.trace), "--db", str(tmp_path / "a.db"), "--out", str(tmp_path), "--json"]
+    without = json.loads(run_cli(*args).stdout)
+    host_args = [a for p in made.host_info for a in ("--host-info", str(p))]
+    with_info = run_cli(*args, *host_args)
+    assert with_info.returncode in (0, 1), with_info.stderr
+    doc = json.loads(with_info.stdout)
+    assert doc["facts_asserted"] > without["facts_asserted"]  # the host-info text is the only source here
+    assert doc["verdict"] != "failed" and truth["scenario"] == "overlapping-compartments-hostinfo"
+
+
+def test_garbled_host_info_is_refused_with_file_and_line(tmp_path):
+    bad = tmp_path / "ipconfig.txt"
+    bad.write_text("Windows IP Configuration\n\n(this line is not ipconfig output)\n")
+    done = run_cli("check", str(DEMO), "--host-info", str(bad), "--db", str(tmp_path / "a.db"))
+    assert done.returncode == 2
+    (line,) = done.stderr.strip().splitlines()
+    assert line.startswith(f"wnvdiag: error: {bad}:3:") and "Traceback" not in done.stderr
+    assert not (tmp_path / "a.db").exists()
