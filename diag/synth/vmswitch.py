@@ -9,7 +9,8 @@ name (``FName``), UTF-16LE without a terminator; the NetMon parser reads them as
 flags as one byte each; research notes §4.1 mark the unit UNCONFIRMED). Meanings are inferred from
 the field names:
 
-* 5 NIC created; 17 NIC connected to a port; 33 VM NIC - port - switch association;
+* 5 NIC created; 17 NIC connected to a port; 33 IP-spoofed packets dropped (NetMon parser's name;
+  the research notes guessed a VM NIC - port association);
 * 25 a MAC address seen on two ports; 55 a NIC dropped a packet (DropReason, the pktmon 0-38 enum);
 * 89 port security settings (AllowMacSpoofing, DHCP/router guard, VirtualSubnetId, ...), 88 the
   same when applying them failed (FailReason);
@@ -32,7 +33,7 @@ LEVEL_INFO, LEVEL_ERROR = 4, 2
 EVENT_NIC_CREATED = 5
 EVENT_NIC_CONNECTED = 17
 EVENT_MAC_ON_TWO_PORTS = 25
-EVENT_VM_NIC_PORT = 33
+EVENT_IP_SPOOFED_DROPS = 33
 EVENT_NIC_DROP = 55
 EVENT_PORT_SECURITY_FAILED = 88
 EVENT_PORT_SECURITY = 89
@@ -73,7 +74,7 @@ LAYOUTS: dict[int, em.EventLayout] = {
         _layout(EVENT_MAC_ON_TWO_PORTS, (_F("MacAddressLen", _U32),
                                          _F("MacAddress", em.IN_BINARY, length_field="MacAddressLen"),
                                          *_names("Port1Name", "Port1FName", "Port2Name", "Port2FName")), level=3),
-        _layout(EVENT_VM_NIC_PORT, _names("VMName", "NicName", "NicFName", "PortName", "PortFName", "SwitchName",
+        _layout(EVENT_IP_SPOOFED_DROPS, _names("VMName", "NicName", "NicFName", "PortName", "PortFName", "SwitchName",
                                           "SwitchFName")),
         _layout(EVENT_NIC_DROP, (*_names("NicName", "NicFName", "SwitchName", "SwitchFName"), _F("DropReason", _U32)),
                 level=3),

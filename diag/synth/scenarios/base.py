@@ -265,9 +265,12 @@ class HostConfig:
         self.host = host
         self.ports: dict[int, str] = {w.index: port_name(host.rng) for w in host.workloads}
 
-    def vmswitch_ports(self, t: int, *, allow_mac_spoofing: bool = False, iov_weight: dict[int, int] | None = None,
-                       vm_names: dict[int, str] | None = None) -> int:
-        """NIC created, connected, associated with its VM, port security (and offload) per workload."""
+    def vmswitch_ports(self, t: int, *, allow_mac_spoofing: bool = False, iov_weight: dict[int, int] | None = None) -> int:
+        """NIC created, connected to its port, port security (and offload) per workload.
+
+        No event 33: Microsoft's NetMon parser for vmswitch names it "IP spoofed packets dropped",
+        not the NIC/port association the research notes guessed, and the decoder follows the parser.
+        """
         h = self.host
         for w in h.workloads:
             nic = port_name(h.rng)
@@ -278,9 +281,6 @@ class HostConfig:
                       vmswitch.encode(vmswitch.EVENT_NIC_CREATED, NicName=nic, NicFName=friendly))
             add_event(h.builder, t + 10, vmswitch, vmswitch.EVENT_NIC_CONNECTED, vmswitch.encode(
                 vmswitch.EVENT_NIC_CONNECTED, NicName=nic, NicFName=friendly, PortName=port, PortFName=port, **names))
-            add_event(h.builder, t + 20, vmswitch, vmswitch.EVENT_VM_NIC_PORT, vmswitch.encode(
-                vmswitch.EVENT_VM_NIC_PORT, VMName=(vm_names or {}).get(w.index, friendly), NicName=nic,
-                NicFName=friendly, PortName=port, PortFName=port, **names))
             add_event(h.builder, t + 30, vmswitch, vmswitch.EVENT_PORT_SECURITY, vmswitch.encode(
                 vmswitch.EVENT_PORT_SECURITY, PortName=port, PortFName=port, **names,
                 AllowMacSpoofing=int(allow_mac_spoofing), VirtualSubnetId=0))

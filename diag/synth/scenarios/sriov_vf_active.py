@@ -3,7 +3,7 @@ the VM straight to the physical NIC's VF and never crosses the host's vSwitch. T
 capture sees the other VMs' packets and none of this one's, though the VM is busy. That is bypass,
 not loss: the host cannot see that traffic, and no drop happened.
 
-Evidence: VmSwitch 33 (the VM's NIC on its port), 94 with IovOffloadWeight = 100 for that port,
+Evidence: VmSwitch 17 (the VM's NIC on its port), 94 with IovOffloadWeight = 100 for that port,
 pktmon's component for the vmNIC with no packets and zero counters; traffic for the others.
 """
 
@@ -22,7 +22,7 @@ def build(params: Params) -> Story:
     config = HostConfig(host)
     vf_vm = host.workloads[0]
     names = {w.index: VM_NAMES[w.index % len(VM_NAMES)] for w in host.workloads}
-    config.vmswitch_ports(host.start - 900 * MS, iov_weight={vf_vm.index: 100}, vm_names=names)
+    config.vmswitch_ports(host.start - 900 * MS, iov_weight={vf_vm.index: 100})
     others = host.workloads[1:]
     packets = host.healthy_traffic(workloads=others)
     finding = Finding("sriov-offload-bypass", {
