@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -33,10 +33,14 @@ __all__ = [
     "drop_reason_name",
     "drop_reason_range",
     "is_legacy_build",
+    "load_model",
     "load_pktmon_knowledge",
     "packet_type_name",
     "property_type_name",
 ]
+
+
+_M = TypeVar("_M", bound=BaseModel)
 
 
 class KnowledgeError(DiagError):
@@ -131,8 +135,8 @@ def _location(loc: tuple[object, ...]) -> str:
     return ".".join(str(part) for part in loc) or "(top level)"
 
 
-@lru_cache(maxsize=8)
-def _load(path: Path) -> PktmonKnowledge:
+def load_model(path: Path, model: type[_M]) -> _M:
+    """Read a knowledge YAML file and validate it as ``model``; errors name the file and the key."""
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
@@ -144,11 +148,16 @@ def _load(path: Path) -> PktmonKnowledge:
     if not isinstance(data, dict):
         raise KnowledgeError("must be a YAML mapping", path)
     try:
-        return PktmonKnowledge.model_validate(data)
+        return model.model_validate(data)
     except ValidationError as exc:
         first = exc.errors()[0]
         more = f" (and {exc.error_count() - 1} more problems)" if exc.error_count() > 1 else ""
         raise KnowledgeError(f"key {_location(first['loc'])}: {first['msg']}{more}", path) from None
+
+
+@lru_cache(maxsize=8)
+def _load(path: Path) -> PktmonKnowledge:
+    return load_model(path, PktmonKnowledge)
 
 
 def load_pktmon_knowledge(path: str | Path | None = None) -> PktmonKnowledge:

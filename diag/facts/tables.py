@@ -11,14 +11,12 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from diag.knowledge import KnowledgeError
+from diag.knowledge import load_model
 from diag.resources import data_dir
 
 CATALOGUE_FILE, PROVIDERS_FILE, OOB_FILE = "event-catalogue.yaml", "providers.yaml", "ndis-oob-slots.yaml"
-_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 NonEmpty = Annotated[str, Field(min_length=1)]
 
 
@@ -94,36 +92,19 @@ class OobSlots(_Strict):
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 
 
-def _load(path: Path, model: type[BaseModel]) -> BaseModel:
-    try:
-        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_LOADER)
-    except OSError as exc:
-        raise KnowledgeError(f"cannot be read ({exc.strerror or exc})", path) from None
-    except yaml.YAMLError as exc:
-        raise KnowledgeError(f"is not valid YAML ({exc})", path) from None
-    if not isinstance(data, dict):
-        raise KnowledgeError("must be a YAML mapping", path)
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "(top level)"
-        raise KnowledgeError(f"key {where}: {first['msg']}", path) from None
-
-
 @lru_cache(maxsize=4)
 def load_catalogue(path: Path | None = None) -> EventCatalogue:
-    return _load(path or data_dir("knowledge") / CATALOGUE_FILE, EventCatalogue)  # type: ignore[return-value]
+    return load_model(path or data_dir("knowledge") / CATALOGUE_FILE, EventCatalogue)
 
 
 @lru_cache(maxsize=4)
 def load_providers(path: Path | None = None) -> ProviderList:
-    return _load(path or data_dir("knowledge") / PROVIDERS_FILE, ProviderList)  # type: ignore[return-value]
+    return load_model(path or data_dir("knowledge") / PROVIDERS_FILE, ProviderList)
 
 
 @lru_cache(maxsize=4)
 def load_oob_slots(path: Path | None = None) -> OobSlots:
-    return _load(path or data_dir("knowledge") / OOB_FILE, OobSlots)  # type: ignore[return-value]
+    return load_model(path or data_dir("knowledge") / OOB_FILE, OobSlots)
 
 
 def value_name(provider: str, value_map: str, code: int | None) -> str:
