@@ -1,8 +1,11 @@
 """The run database (SQLite): every run with its trace, quality, findings, evidence and errors.
 
 This module is the only user of ``sqlite_utils``. Tables are created explicitly; a run is written
-inside one transaction, so a failure part-way leaves nothing of that run behind. Writes go
-straight to the file given; readers open it read-only and never create it.
+inside one transaction, so a failure part-way (an exception, or the process killed) leaves nothing
+of that run behind. Writes go straight to the file given; readers open it read-only and never
+create it. Saving a run whose trace, rules, host info, case and settings equal those of a stored,
+not-failed run stores nothing and returns the stored run's id (``run_key``): re-runs are
+idempotent. The tables are documented in ``reports/database.md``.
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -21,9 +24,12 @@ from pydantic import BaseModel, ConfigDict
 from diag.errors import BadInputError
 from diag.report.model import RunReport
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
-__all__ = ["RunSummary", "SCHEMA_VERSION", "finding_id", "list_runs", "load_run", "save_run"]
+__all__ = [
+    "FindingRow", "RunDiff", "RunSummary", "SCHEMA_VERSION", "diff_runs", "fingerprint_files", "finding_id",
+    "list_findings", "list_runs", "load_run", "resolve_run", "run_key", "save_run",
+]
 
 
 class RunSummary(BaseModel):
@@ -37,6 +43,49 @@ class RunSummary(BaseModel):
     trace_path: str
     verdict: str
     findings: int
+    case_id: str | None = None
+    rules_version: str | None = None
+
+
+class FindingRow(BaseModel):
+    """One line of ``list_findings``."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    finding_id: str
+    run_id: str
+    started: datetime
+    case_id: str | None
+    rule_id: str
+    title: str
+    severity: str
+    confidence: str
+    summary: str
+    evidence_rows: int
+
+
+class FindingChange(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    rule_id: str
+    title: str
+    changes: dict[str, tuple[Any, Any]]  # field -> (in A, in B)
+    evidence_added: list[dict[str, Any]] = []
+    evidence_removed: list[dict[str, Any]] = []
+
+
+class RunDiff(BaseModel):
+    """What appeared, disappeared or changed between run A and run B (findings matched by rule id)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    run_a: str
+    run_b: str
+    appeared: list[FindingRow]
+    disappeared: list[FindingRow]
+    changed: list[FindingChange]
+    unchanged: list[str]  # rule ids
+    run_changes: dict[str, tuple[Any, Any]]  # verdict, trace, quality, rules version, ...
 
 
 _TABLES: dict[str, dict[str, Any]] = {
@@ -59,6 +108,10 @@ _TABLES: dict[str, dict[str, Any]] = {
             "facts_asserted": int,
             "facts_unmatched": int,
             "engine_errors": str,  # JSON list
+            "case_id": str,
+            "rules_version": str,
+            "host_info": str,  # JSON list of {path, sha256, size}
+            "run_key": str,
         },
         pk="id",
         not_null={"started", "tool_version", "trace_path", "verdict", "min_severity"},
@@ -99,6 +152,8 @@ _TABLES: dict[str, dict[str, Any]] = {
             "remediation": str,
             "reference_urls": str,  # JSON list
             "fact_ids": str,  # JSON list
+            "impact": str,
+            "tags": str,  # JSON list
         },
         pk="id",
         foreign_keys=[("run_id", "runs", "id")],
@@ -118,7 +173,57 @@ _TABLES: dict[str, dict[str, Any]] = {
     ),
 }
 
-_INDEXES = [("findings", ["run_id"]), ("evidence", ["finding_id"]), ("rule_errors", ["run_id"])]
+_INDEXES = [
+    ("findings", ["run_id"]), ("evidence", ["finding_id"]), ("rule_errors", ["run_id"]), ("runs", ["run_key"]),
+    ("runs", ["case_id"]),
+]
+# Columns added by schema 2, for databases written by schema 1.
+_V2_COLUMNS = {
+    "runs": {"case_id": str, "rules_version": str, "host_info": str, "run_key": str},
+    "findings": {"impact": str, "tags": str},
+}
+_SEVERITY_ORDER = ["info", "low", "medium", "high", "critical"]
+
+
+def fingerprint_files(paths: Iterable[str | Path]) -> str:
+    """A short fingerprint of files' names and contents (directories: every file below them).
+
+    Used as the rules version: the same rule files give the same fingerprint anywhere.
+    """
+    digest = hashlib.sha256()
+    files: list[tuple[str, Path]] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            files += [(str(f.relative_to(p)), f) for f in p.rglob("*") if f.is_file() and "__pycache__" not in f.parts]
+        elif p.is_file():
+            files.append((p.name, p))
+    for name, f in sorted(files):
+        digest.update(name.encode("utf-8") + b"\0" + hashlib.sha256(f.read_bytes()).digest())
+    return digest.hexdigest()[:16]
+
+
+def run_key(run: RunReport) -> str | None:
+    """What makes two runs the same: trace content, tool and rules versions, the rules that ran,
+    host-info contents, case and threshold, and the same outcome (findings, errors, quality), so
+    that a re-run which came out differently is kept beside the first, never folded into it.
+    ``None`` (never deduplicated) when the trace hash is unknown."""
+    if not run.trace.sha256:
+        return None
+    parts = {
+        "trace": run.trace.sha256,
+        "tool": run.tool_version,
+        "rules_version": run.rules_version,
+        "rules": sorted(run.rules_loaded),
+        "host_info": sorted(h.sha256 or h.path for h in run.host_info),
+        "case": run.case_id,
+        "min_severity": run.min_severity,
+        "outcome": run.model_dump(
+            mode="json",
+            include={"findings": True, "rule_errors": True, "engine_errors": True, "quality": True,
+                     "rules_run": True, "facts_asserted": True, "facts_unmatched": True, "trace": {"sha256", "size", "records_read", "records_decoded"}},
+        ),
+    }
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode("utf-8")).hexdigest()[:32]
 
 
 def finding_id(run_id: str, rule_id: str, fact_ids: list[str]) -> str:
@@ -130,49 +235,72 @@ def finding_id(run_id: str, rule_id: str, fact_ids: list[str]) -> str:
 def save_run(db_path: str | Path, run: RunReport | Mapping[str, Any]) -> str:
     """Write ``run`` to the database at ``db_path`` (created if missing); return the run id.
 
-    Everything is written in one transaction: on any error nothing of this run is kept, and the
-    error is raised (``sqlite3.IntegrityError`` if a run with this id is already stored).
+    Everything is written in one transaction: on any error (or if the process dies) nothing of
+    this run is kept, and the error is raised (``sqlite3.IntegrityError`` if a different run with
+    this id is already stored). If a not-failed run with the same ``run_key`` is stored already,
+    nothing is written and that run's id is returned.
     """
     report = run if isinstance(run, RunReport) else RunReport.model_validate(run)
     data = report.model_dump(mode="json")
     run_id = report.run_id
+    key = run_key(report)
     db = _open_for_write(Path(db_path))
     try:
         _ensure_schema(db, Path(db_path))
         conn = db.conn
-        with conn:  # one transaction: commit at the end, roll back on any exception
-            _insert(conn, "runs", _run_row(report, data))
-            _insert(conn, "traces", _trace_row(run_id, data))
-            for position, finding in enumerate(data["findings"]):
-                fid = finding_id(run_id, finding["rule_id"], finding["fact_ids"])
-                _insert(
-                    conn,
-                    "findings",
-                    {
-                        "id": fid,
-                        "run_id": run_id,
-                        "position": position,
-                        "rule_id": finding["rule_id"],
-                        "title": finding["title"],
-                        "severity": finding["severity"],
-                        "confidence": finding["confidence"],
-                        "summary": finding["summary"],
-                        "remediation": finding["remediation"],
-                        "reference_urls": _json(finding["references"]),
-                        "fact_ids": _json(finding["fact_ids"]),
-                    },
-                )
-                for row_no, row in enumerate(finding["evidence"]):
-                    _insert(
-                        conn,
-                        "evidence",
-                        {"run_id": run_id, "finding_id": fid, "position": row_no, "data": _json(row)},
-                    )
-            for position, error in enumerate(data["rule_errors"]):
-                _insert(conn, "rule_errors", {"run_id": run_id, "position": position, **error})
+        conn.isolation_level = None  # explicit BEGIN IMMEDIATE: the duplicate check and the writes are one unit
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            if key is not None and report.failure is None:
+                same = conn.execute(
+                    "SELECT id FROM runs WHERE run_key = ? AND failure IS NULL ORDER BY started LIMIT 1", [key]
+                ).fetchone()
+                if same is not None:
+                    conn.execute("ROLLBACK")
+                    return same[0]
+            _write_run(conn, report, data, key)
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
     finally:
         db.close()
     return run_id
+
+
+def _write_run(conn: sqlite3.Connection, report: RunReport, data: dict[str, Any], key: str | None) -> None:
+    run_id = report.run_id
+    _insert(conn, "runs", {**_run_row(report, data), "run_key": key})
+    _insert(conn, "traces", _trace_row(run_id, data))
+    for position, finding in enumerate(data["findings"]):
+        fid = finding_id(run_id, finding["rule_id"], finding["fact_ids"])
+        _insert(
+            conn,
+            "findings",
+            {
+                "id": fid,
+                "run_id": run_id,
+                "position": position,
+                "rule_id": finding["rule_id"],
+                "title": finding["title"],
+                "severity": finding["severity"],
+                "confidence": finding["confidence"],
+                "summary": finding["summary"],
+                "remediation": finding["remediation"],
+                "reference_urls": _json(finding["references"]),
+                "fact_ids": _json(finding["fact_ids"]),
+                "impact": finding["impact"],
+                "tags": _json(finding["tags"]),
+            },
+        )
+        for row_no, row in enumerate(finding["evidence"]):
+            _insert(
+                conn,
+                "evidence",
+                {"run_id": run_id, "finding_id": fid, "position": row_no, "data": _json(row)},
+            )
+    for position, error in enumerate(data["rule_errors"]):
+        _insert(conn, "rule_errors", {"run_id": run_id, "position": position, **error})
 
 
 def list_runs(db_path: str | Path) -> list[RunSummary]:
@@ -183,8 +311,8 @@ def list_runs(db_path: str | Path) -> list[RunSummary]:
     db = _open_read_only(path)
     try:
         rows = db.query(
-            "SELECT id, started, tool_version, trace_path, verdict, findings_count FROM runs "
-            "ORDER BY started DESC, id DESC"
+            "SELECT id, started, tool_version, trace_path, verdict, findings_count, case_id, rules_version "
+            "FROM runs ORDER BY started DESC, id DESC"
         )
         return [
             RunSummary(
@@ -194,6 +322,8 @@ def list_runs(db_path: str | Path) -> list[RunSummary]:
                 trace_path=r["trace_path"],
                 verdict=r["verdict"],
                 findings=r["findings_count"],
+                case_id=r["case_id"],
+                rules_version=r["rules_version"],
             )
             for r in rows
         ]
@@ -215,6 +345,144 @@ def load_run(db_path: str | Path, run_id: str) -> RunReport:
         raise BadInputError(f"cannot read run {run_id} ({exc})", path) from None
     finally:
         db.close()
+
+
+def resolve_run(db_path: str | Path, ref: str) -> str:
+    """The id of the run ``ref`` names: a full id, a unique prefix of one, or ``latest``."""
+    path = Path(db_path)
+    if not path.exists():
+        raise BadInputError("no such run database", path)
+    db = _open_read_only(path)
+    try:
+        if ref in ("latest", "last"):
+            row = db.conn.execute("SELECT id FROM runs ORDER BY started DESC, id DESC LIMIT 1").fetchone()
+            if row is None:
+                raise BadInputError("no runs stored yet", path)
+            return row[0]
+        ids = [r[0] for r in db.conn.execute(
+            "SELECT id FROM runs WHERE substr(id, 1, ?) = ? ORDER BY id", [len(ref), ref])]
+    except sqlite3.Error as exc:
+        raise BadInputError(f"cannot read runs ({exc})", path) from None
+    finally:
+        db.close()
+    if ref in ids:
+        return ref
+    if len(ids) == 1:
+        return ids[0]
+    if not ids:
+        raise BadInputError(f"no run {ref!r} in this database", path)
+    raise BadInputError(f"{ref!r} names {len(ids)} runs ({', '.join(ids[:5])}); give more of the id", path)
+
+
+def list_findings(
+    db_path: str | Path, run: str | None = None, *, severity: str | None = None, rule: str | None = None
+) -> list[FindingRow]:
+    """Stored findings, newest run first: of run ``run`` (id, prefix or ``latest``) or of every run;
+    ``severity`` keeps those at or above it, ``rule`` those of that rule id."""
+    path = Path(db_path)
+    if severity is not None and severity not in _SEVERITY_ORDER:
+        raise BadInputError(f"unknown severity {severity!r} (one of {', '.join(_SEVERITY_ORDER)})")
+    if not path.exists():
+        if run is not None:
+            raise BadInputError("no such run database", path)
+        return []
+    run_id = resolve_run(path, run) if run is not None else None
+    where, params = [], []
+    if run_id is not None:
+        where.append("f.run_id = ?")
+        params.append(run_id)
+    if severity is not None:
+        allowed = _SEVERITY_ORDER[_SEVERITY_ORDER.index(severity):]
+        where.append(f"f.severity IN ({', '.join('?' for _ in allowed)})")
+        params += allowed
+    if rule is not None:
+        where.append("f.rule_id = ?")
+        params.append(rule)
+    sql = (
+        "SELECT f.id, f.run_id, r.started, r.case_id, f.rule_id, f.title, f.severity, f.confidence, f.summary, "
+        "(SELECT count(*) FROM evidence e WHERE e.finding_id = f.id) AS evidence_rows "
+        "FROM findings f JOIN runs r ON r.id = f.run_id"
+        + (" WHERE " + " AND ".join(where) if where else "")
+        + " ORDER BY r.started DESC, r.id DESC, f.position"
+    )
+    db = _open_read_only(path)
+    try:
+        return [
+            FindingRow(
+                finding_id=r["id"], run_id=r["run_id"], started=r["started"], case_id=r["case_id"],
+                rule_id=r["rule_id"], title=r["title"], severity=r["severity"], confidence=r["confidence"],
+                summary=r["summary"], evidence_rows=r["evidence_rows"],
+            )
+            for r in db.query(sql, params)
+        ]
+    except sqlite3.Error as exc:
+        raise BadInputError(f"cannot read findings ({exc})", path) from None
+    finally:
+        db.close()
+
+
+def diff_runs(db_path: str | Path, run_a: str, run_b: str) -> RunDiff:
+    """What appeared, disappeared or changed from run A to run B (e.g. before and after a fix).
+
+    Findings are matched by rule id. A matched finding has changed when its severity, confidence,
+    title or summary differ, or when evidence rows were added or removed (rows compared whole).
+    """
+    a_id, b_id = resolve_run(db_path, run_a), resolve_run(db_path, run_b)
+    a, b = load_run(db_path, a_id), load_run(db_path, b_id)
+    rows = {row.finding_id: row for row in list_findings(db_path, a_id) + list_findings(db_path, b_id)}
+
+    def by_rule(run: RunReport) -> dict[str, tuple[Any, FindingRow]]:
+        return {
+            f.rule_id: (f, rows[finding_id(run.run_id, f.rule_id, list(f.fact_ids))]) for f in run.findings
+        }
+
+    fa, fb = by_rule(a), by_rule(b)
+    changed, unchanged = [], []
+    for rule_id in [r for r in fa if r in fb]:
+        (x, _), (y, _) = fa[rule_id], fb[rule_id]
+        changes = {
+            name: (getattr(x, name), getattr(y, name))
+            for name in ("severity", "confidence", "title", "summary")
+            if getattr(x, name) != getattr(y, name)
+        }
+        ex = [_json_key(r) for r in x.evidence]
+        ey = [_json_key(r) for r in y.evidence]
+        added = [json.loads(r) for r in ey if r not in ex]
+        removed = [json.loads(r) for r in ex if r not in ey]
+        if changes or added or removed:
+            changed.append(FindingChange(rule_id=rule_id, title=y.title, changes=changes,
+                                         evidence_added=added, evidence_removed=removed))
+        else:
+            unchanged.append(rule_id)
+    run_changes = {}
+    for name, va, vb in [
+        ("verdict", a.verdict, b.verdict),
+        ("trace_sha256", a.trace.sha256, b.trace.sha256),
+        ("tool_version", a.tool_version, b.tool_version),
+        ("rules_version", a.rules_version, b.rules_version),
+        ("rules_run", sorted(a.rules_run), sorted(b.rules_run)),
+        ("rule_errors", len(a.rule_errors), len(b.rule_errors)),
+        ("events_lost", a.quality.events_lost, b.quality.events_lost),
+        ("buffers_lost", a.quality.buffers_lost, b.quality.buffers_lost),
+        ("buffers_skipped", a.quality.buffers_skipped, b.quality.buffers_skipped),
+        ("truncated", a.quality.truncated, b.quality.truncated),
+    ]:
+        if va != vb:
+            run_changes[name] = (va, vb)
+    return RunDiff(
+        run_a=a_id,
+        run_b=b_id,
+        appeared=[fb[r][1] for r in fb if r not in fa],
+        disappeared=[fa[r][1] for r in fa if r not in fb],
+        changed=changed,
+        unchanged=unchanged,
+        run_changes=run_changes,
+    )
+
+
+def _json_key(row: Any) -> str:
+    return json.dumps(row, sort_keys=True, ensure_ascii=False, default=str)
+
 
 
 # ---------------------------------------------------------------------------------------------
@@ -266,6 +534,12 @@ def _ensure_schema(db: sqlite_utils.Database, path: Path) -> None:
         if version == 0 and set(db.table_names()) - set(_TABLES):
             raise BadInputError("is an SQLite database, but not a wnvdiag run database", path)
         with db.conn:
+            if version == 1:
+                for table, columns in _V2_COLUMNS.items():
+                    have = {c.name for c in db[table].columns}
+                    for column, kind in columns.items():
+                        if column not in have:
+                            db[table].add_column(column, kind)
             for name, spec in _TABLES.items():
                 db[name].create(
                     spec["columns"],
@@ -310,6 +584,9 @@ def _run_row(report: RunReport, data: dict[str, Any]) -> dict[str, Any]:
         "facts_asserted": report.facts_asserted,
         "facts_unmatched": report.facts_unmatched,
         "engine_errors": _json(report.engine_errors),
+        "case_id": report.case_id,
+        "rules_version": report.rules_version,
+        "host_info": _json(data["host_info"]),
     }
 
 
@@ -354,6 +631,8 @@ def _load(db: sqlite_utils.Database, path: Path, run_id: str) -> RunReport:
                 "remediation": f["remediation"],
                 "references": json.loads(f["reference_urls"]),
                 "fact_ids": json.loads(f["fact_ids"]),
+                "impact": f["impact"] or "",
+                "tags": json.loads(f["tags"] or "[]"),
             }
         )
     rule_errors = [
@@ -389,5 +668,8 @@ def _load(db: sqlite_utils.Database, path: Path, run_id: str) -> RunReport:
             "facts_asserted": run["facts_asserted"],
             "facts_unmatched": run["facts_unmatched"],
             "failure": run["failure"],
+            "case_id": run["case_id"],
+            "rules_version": run["rules_version"],
+            "host_info": json.loads(run["host_info"] or "[]"),
         }
     )

@@ -145,11 +145,11 @@ def test_an_exception_from_the_writer_rolls_back(tmp_path, monkeypatch):
         assert count_rows(db, table, "doomed") == 0, table
 
 
-def test_saving_the_same_run_twice_fails_and_keeps_the_first(tmp_path):
+def test_saving_the_same_run_id_with_other_content_fails_and_keeps_the_first(tmp_path):
     db = tmp_path / "runs.db"
     store.save_run(db, report("once"))
     with pytest.raises(sqlite3.IntegrityError):
-        store.save_run(db, report("once"))
+        store.save_run(db, report("once", findings=[finding(summary="other")]))
     assert count_rows(db, "findings", "once") == 1
     assert count_rows(db, "evidence", "once") == 2
 

@@ -25,6 +25,7 @@ from diag.facts.ipstack import TcpipCollector
 from diag.facts.nat import NatCollector
 from diag.facts.netmodel import NetworkModel
 from diag.facts.network import ProviderCoverage, ProviderEvent, Segment, TraceSpan
+from diag.facts.overlap import overlap_facts
 from diag.facts.overlay import NetvscCollector, WnvCollector
 from diag.facts.pktmon import (
     PROP_COMPARTMENT, PROP_IF_INDEX, PROP_IP_ADDRESS, PROP_IP_IF_INDEX, PROP_MINIPORT_IF_INDEX, PROP_PHYS_ADDRESS, PROP_VLAN, PROP_VSID,
@@ -120,6 +121,7 @@ class FactBuilder:
         out += self._segments(digest)
         out += [ProviderEvent(provider=p, event_name=n, event_id=e, status=s, count=c, evidence=ev)
                 for (p, e, n, s), (c, ev) in self.other.items()]
+        out += overlap_facts(out)
         return out
 
     def _trace_span(self, digest: PktmonDigest, stats: Any, host_info: Any) -> TraceSpan:

@@ -16,6 +16,7 @@ from typing import Annotated, Literal, Union
 from pydantic import Field
 
 from diag.facts.models import Fact
+from diag.facts.overlap import SubnetOverlap
 
 Scalar = Union[str, int, float, bool, None]
 Count = Annotated[int, Field(ge=0)]
@@ -460,6 +461,6 @@ class ProviderEvent(Fact):
 MODELS: tuple[type[Fact], ...] = (
     TraceSpan, ProviderCoverage, Component, VSwitch, VPort, VNic, MacMove, ProviderDrop, DropRate, PacketPath,
     PacketRoute, Flow, Compartment, Interface, Address, Subnet, Segment, Neighbor, DadFailure, DataPath, Offload,
-    NatInstance, WnvLookup, WnvPolicy, PortExhaustion, CapturePoint, ProviderEvent,
+    NatInstance, WnvLookup, WnvPolicy, PortExhaustion, CapturePoint, ProviderEvent, SubnetOverlap,
 )
 NETWORK_FACT_MODELS: dict[str, type[Fact]] = {model.model_fields["kind"].default: model for model in MODELS}

@@ -49,6 +49,14 @@ class TraceInfo(_Frozen):
     header: dict[str, Any] = {}  # other logfile-header values worth showing, name -> value
 
 
+class HostInfoFile(_Frozen):
+    """A host-info file given with ``--host-info``: where it was, its SHA-256 and size."""
+
+    path: str
+    sha256: str | None = None
+    size: int | None = None
+
+
 class RunReport(_Frozen):
     run_id: str = Field(default_factory=new_run_id)
     started: datetime = Field(default_factory=utc_now)
@@ -66,6 +74,9 @@ class RunReport(_Frozen):
     facts_asserted: int = 0
     facts_unmatched: int = 0
     failure: str | None = None  # set when the analysis failed (AnalysisFailed): no conclusion
+    case_id: str | None = None  # the support case this run belongs to (``--case``)
+    rules_version: str | None = None  # fingerprint of the rule files loaded (``diag.store.fingerprint_files``)
+    host_info: list[HostInfoFile] = []
 
     @classmethod
     def from_engine(cls, result: "EngineResult", *, trace: TraceInfo, **fields: Any) -> "RunReport":

@@ -1,0 +1,105 @@
+"""Overlapping compartment subnets, pair by pair, with what makes the two compartments meet.
+
+Built after every other fact (it reads the finished address, component and NAT facts): one
+``subnet_overlap`` fact per pair of compartments whose IP subnets overlap. ``meet_via`` says what
+joins them on this host:
+
+* ``nat``: a WinNat instance whose internal prefix overlaps the overlapping range (NAT translates
+  for both, so the host cannot tell the two apart);
+* ``shared-vswitch``: a vmNIC of each compartment sits on the same virtual switch;
+* ``route``: not derived yet (the trace has no routing table events we decode).
+
+Two compartments with the same prefix on one vSwitch or NAT are one network (containers of one
+NAT network): ``same_network``, not an overlap.
+
+``isolated`` is true when nothing makes them meet and the vmNICs of both carry different virtual
+subnet ids (HNV/SDN isolation): overlapping there is by design.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+from diag.facts.models import Fact
+
+Names = Annotated[list[str], Field(max_length=64)]
+MAX_PAIRS = 256
+
+
+class SubnetOverlap(Fact):
+    """Two compartments whose subnets overlap, side by side."""
+
+    kind: Literal["subnet_overlap"] = "subnet_overlap"
+    family: Literal["IPv4", "IPv6"]
+    compartment_a: int
+    compartment_b: int
+    prefix_a: str
+    prefix_b: str
+    overlap: str
+    meet_via: str = Field("", description="comma-separated: nat, shared-vswitch; empty when nothing joins them")
+    meets: bool = False
+    isolated: bool = False
+    same_network: bool = Field(False, description="one prefix, joined by a vSwitch or NAT: one network, not an overlap")
+    source: Literal["trace", "host-info"] = "trace"
+    interfaces_a: Names = []
+    interfaces_b: Names = []
+    vswitches: Names = []
+    nat_instances: Names = []
+
+
+def overlap_facts(facts: list) -> list[SubnetOverlap]:
+    by_comp: dict[int, dict[str, set]] = {}  # compartment -> subnet -> sources
+    ifaces: dict[int, set[str]] = {}
+    addr_comp: dict[str, int] = {}
+    for f in facts:
+        if getattr(f, "kind", None) == "address" and f.subnet and f.compartment_id is not None:
+            by_comp.setdefault(f.compartment_id, {}).setdefault(f.subnet, set()).update(f.sources)
+            addr_comp[f.address] = f.compartment_id
+            if f.if_index is not None:
+                ifaces.setdefault(f.compartment_id, set()).add(str(f.if_index))
+    switches: dict[int, set[str]] = {}
+    vsids: dict[int, set[int]] = {}
+    for f in facts:
+        if getattr(f, "kind", None) != "component" or f.component_type not in ("VmsVmNic", "VmsMiniport"):
+            continue
+        comps = {f.compartment_id} if f.compartment_id is not None else {addr_comp[a] for a in f.addresses
+                                                                         if a in addr_comp}
+        for c in comps:
+            if f.vmswitch_name:
+                switches.setdefault(c, set()).add(f.vmswitch_name)
+            if f.vsid:
+                vsids.setdefault(c, set()).add(f.vsid)
+    nats = [(f.instance_name, ipaddress.ip_network(f.prefix, strict=False)) for f in facts
+            if getattr(f, "kind", None) == "nat" and f.prefix]
+    out: list[SubnetOverlap] = []
+    comps = sorted(by_comp)
+    for i, a in enumerate(comps):
+        for b in comps[i + 1:]:
+            for pa, sa in sorted(by_comp[a].items()):
+                for pb, sb in sorted(by_comp[b].items()):
+                    na, nb = ipaddress.ip_network(pa, strict=False), ipaddress.ip_network(pb, strict=False)
+                    if na.version != nb.version or not na.overlaps(nb):
+                        continue
+                    overlap = na if na.prefixlen >= nb.prefixlen else nb
+                    via, nat_names = [], sorted(n for n, p in nats if p.version == overlap.version and p.overlaps(overlap))
+                    if nat_names:
+                        via.append("nat")
+                    shared = sorted(switches.get(a, set()) & switches.get(b, set()))
+                    if shared:
+                        via.append("shared-vswitch")
+                    isolated = not via and bool(vsids.get(a)) and bool(vsids.get(b)) and not (vsids[a] & vsids[b])
+                    differ = bool(vsids.get(a)) and bool(vsids.get(b)) and not (vsids[a] & vsids[b])
+                    same = pa == pb and bool(via) and not differ
+                    sources = sa | sb
+                    out.append(SubnetOverlap(
+                        family="IPv4" if na.version == 4 else "IPv6", compartment_a=a, compartment_b=b,
+                        prefix_a=pa, prefix_b=pb, overlap=str(overlap), meet_via=",".join(via), meets=bool(via),
+                        isolated=isolated, same_network=same, source="host-info" if sources == {"host-info"} else "trace",
+                        interfaces_a=sorted(ifaces.get(a, set()))[:64], interfaces_b=sorted(ifaces.get(b, set()))[:64],
+                        vswitches=shared[:64], nat_instances=nat_names[:64]))
+                    if len(out) >= MAX_PAIRS:
+                        return out
+    return out
