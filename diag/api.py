@@ -8,7 +8,6 @@
 from __future__ import annotations
 
 import hashlib
-import os
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
@@ -20,10 +19,11 @@ from diag.errors import AnalysisFailed, BadInputError
 from diag.facts.models import TraceQuality
 from diag.hostinfo import load_host_info
 from diag.inspect import Scan, TraceSummary, inspect_trace, scan_trace
-from diag.report import RunReport, TraceInfo, render_markdown
-from diag.report.model import utc_now
+from diag.report import HostInfoFile, RunReport, TraceInfo, parse_formats, render
+from diag.report.model import fact_records, utc_now
+from diag.report.pcapng import export_finding_pcaps
 from diag.resources import data_dir
-from diag.store import check_writable, save_run
+from diag.store import check_writable, fingerprint_files, load_run, redaction_key, save_run
 
 Progress = Callable[[int, int], None]
 
@@ -107,7 +107,6 @@ def _when(value) -> str:
 
 # -- check ------------------------------------------------------------------------------------------
 
-REPORT_NAME = "wnvdiag-report.md"
 # A rule phase takes well under a second on real traces; a user's Python rule that hangs must not
 # hang the check: past this the run is "analysis failed".
 RULES_TIMEOUT = 600.0
@@ -118,8 +117,10 @@ class CheckResult:
     run: RunReport
     run_id: str
     db_path: Path
-    report_path: Path
+    report_path: Path  # the Markdown report if written, else the first file written
     threshold: Severity
+    reports: dict | None = None  # format -> files written
+    pcaps: dict | None = None  # rule id -> ExportSummary of its evidence pcapng (check --pcap)
 
     @property
     def findings_at_threshold(self) -> list:
@@ -145,6 +146,10 @@ def check(
     threshold: Severity = Severity.low,
     progress: Progress | None = None,
     arguments: list[str] | None = None,
+    report_formats: str | list[str] = "md",
+    case_id: str | None = None,
+    redact: bool = False,
+    pcap_dir: str | Path | None = None,
 ) -> CheckResult:
     """Read a trace, build facts, run the rules pack (plus ``rule_dirs``), store the run, write the report.
 
@@ -162,6 +167,9 @@ def check(
     if out_dir.exists() and not out_dir.is_dir():
         raise BadInputError("--out is not a directory", out_dir)
     check_writable(db_path)
+    formats = parse_formats(report_formats)  # a typo in --report: exit 2 before the long read
+    if pcap_dir is not None and redact:
+        raise BadInputError("--pcap writes the trace's real frames and cannot be redacted; leave out --pcap or --redact")
     info = load_host_info(list(map(Path, host_info))) if host_info else None  # bad files: exit 2 before the read
     started = utc_now()
     scan = scan_trace(path, progress, facts=True)
@@ -171,18 +179,25 @@ def check(
         result = run_rules(facts, all_rule_dirs, only=only or None, skip=skip or None, timeout=RULES_TIMEOUT)
     except AnalysisFailed as exc:
         failure, result = str(exc), None
+    host_files = [HostInfoFile(path=str(p), sha256=_sha256(Path(p)), size=Path(p).stat().st_size) for p in host_info]
     fields = dict(started=started, quality=_quality(scan), arguments={"argv": arguments or []},
+                  case_id=case_id, rules_version=fingerprint_files(all_rule_dirs), host_info=host_files,
+                  facts=fact_records(facts),
                   min_severity=threshold.value)
     trace_info = _trace_info(path, scan)
     run = (RunReport.from_engine(result, trace=trace_info, **fields) if result is not None
            else RunReport(trace=trace_info, failure=failure, **fields))
     run = run.model_copy(update={"finished": utc_now()})
     run_id = save_run(db_path, run)
-    report_path = _write_atomically(out_dir / REPORT_NAME, render_markdown(run))
+    if run_id != run.run_id:  # the same analysis is stored already: report that run
+        run = load_run(db_path, run_id)
+    reports = render(run, formats, out_dir, redact=redact, redact_key=redaction_key(db_path) if redact else None)
+    report_path = (reports.get("md") or next(iter(reports.values())))[0]
+    pcaps = export_finding_pcaps(path, run, pcap_dir) if pcap_dir is not None else {}
     if failure is not None:
         raise AnalysisFailed(f"analysis failed, no conclusion (run {run_id} stored, report {report_path}): {failure}",
                              path)
-    return CheckResult(run, run_id, db_path, report_path, threshold)
+    return CheckResult(run, run_id, db_path, report_path, threshold, reports, pcaps)
 
 
 def build_facts(scan: Scan, host_info=None) -> list:
@@ -219,14 +234,6 @@ def _sha256(path: Path) -> str:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
-
-
-def _write_atomically(target: Path, text: str) -> Path:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(target.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, target)
-    return target
 
 
 def render_check_text(result: CheckResult) -> str:

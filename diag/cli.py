@@ -16,6 +16,7 @@ import typer
 
 from diag import __version__, api
 from diag.commands.rules import app as rules_app
+from diag.commands.runs import register as register_run_commands
 from diag.commands.synth import app as synth_app
 from diag.errors import DiagError
 
@@ -23,6 +24,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
                   help="Read Windows network-virtualization ETL traces and diagnose them.")
 app.add_typer(rules_app, name="rules")
 app.add_typer(synth_app, name="synth")
+register_run_commands(app)
 
 
 class Exit(IntEnum):
@@ -100,12 +102,18 @@ def check(
                                            help="Lowest severity that makes the exit code 1."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing but errors."),
+    report: str = typer.Option("md", "--report", help="Report formats, comma-separated: html, md, json, csv, or all."),
+    case: str = typer.Option(None, "--case", help="Support case id: stored with the run and stamped on every report."),
+    redact: bool = typer.Option(False, "--redact", help="Replace IPs, MACs, host/user/switch/adapter names and paths "
+                                                        "in the reports with consistent pseudonyms."),
+    pcap: Path = typer.Option(None, "--pcap", metavar="DIR", help="Write one evidence pcapng per finding with drops."),
 ) -> None:
-    """Read the trace, run the rules, store the findings and write a Markdown report."""
+    """Read the trace, run the rules, store the run and write the reports (Markdown by default)."""
     try:
         with _progress(trace, quiet or as_json) as progress:
             result = api.check(trace, rule_dirs=rules, host_info=host_info, only=only, skip=skip, db_path=db, out_dir=out, threshold=threshold,
-                               progress=progress, arguments=sys.argv[1:])
+                               progress=progress, arguments=sys.argv[1:],
+                               report_formats=report, case_id=case, redact=redact, pcap_dir=pcap)
     except DiagError as exc:
         _fail(str(exc))
     if as_json:

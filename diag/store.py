@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import secrets
 import sqlite3
 from collections.abc import Iterable, Mapping
 from datetime import datetime
@@ -28,7 +29,7 @@ SCHEMA_VERSION = 2
 
 __all__ = [
     "FindingRow", "RunDiff", "RunSummary", "SCHEMA_VERSION", "diff_runs", "fingerprint_files", "finding_id",
-    "list_findings", "list_runs", "load_run", "resolve_run", "run_key", "save_run",
+    "list_findings", "list_runs", "load_finding", "load_run", "redaction_key", "resolve_run", "run_key", "save_run",
 ]
 
 
@@ -173,9 +174,17 @@ _TABLES: dict[str, dict[str, Any]] = {
     ),
 }
 
+_TABLES["facts"] = dict(
+    columns={"id": int, "run_id": str, "position": int, "fact_id": str, "kind": str, "data": str},
+    pk="id",
+    foreign_keys=[("run_id", "runs", "id")],
+    not_null={"run_id", "fact_id", "kind", "data"},
+)
+_TABLES["meta"] = dict(columns={"name": str, "value": str}, pk="name", not_null={"value"})
+
 _INDEXES = [
     ("findings", ["run_id"]), ("evidence", ["finding_id"]), ("rule_errors", ["run_id"]), ("runs", ["run_key"]),
-    ("runs", ["case_id"]),
+    ("runs", ["case_id"]), ("facts", ["run_id", "kind"]),
 ]
 # Columns added by schema 2, for databases written by schema 1.
 _V2_COLUMNS = {
@@ -301,6 +310,9 @@ def _write_run(conn: sqlite3.Connection, report: RunReport, data: dict[str, Any]
             )
     for position, error in enumerate(data["rule_errors"]):
         _insert(conn, "rule_errors", {"run_id": run_id, "position": position, **error})
+    for position, fact in enumerate(data["facts"]):
+        _insert(conn, "facts", {"run_id": run_id, "position": position, "fact_id": str(fact.get("id", position)),
+                                "kind": str(fact.get("kind", "")), "data": _json(fact)})
 
 
 def list_runs(db_path: str | Path) -> list[RunSummary]:
@@ -311,8 +323,7 @@ def list_runs(db_path: str | Path) -> list[RunSummary]:
     db = _open_read_only(path)
     try:
         rows = db.query(
-            "SELECT id, started, tool_version, trace_path, verdict, findings_count, case_id, rules_version "
-            "FROM runs ORDER BY started DESC, id DESC"
+            "SELECT * FROM runs ORDER BY started DESC, id DESC"
         )
         return [
             RunSummary(
@@ -322,8 +333,8 @@ def list_runs(db_path: str | Path) -> list[RunSummary]:
                 trace_path=r["trace_path"],
                 verdict=r["verdict"],
                 findings=r["findings_count"],
-                case_id=r["case_id"],
-                rules_version=r["rules_version"],
+                case_id=r.get("case_id"),
+                rules_version=r.get("rules_version"),
             )
             for r in rows
         ]
@@ -485,6 +496,55 @@ def _json_key(row: Any) -> str:
 
 
 
+def redaction_key(db_path: str | Path) -> bytes:
+    """The secret that keys ``--redact`` pseudonyms for runs of this database (made on first use),
+    so that every output of a run, now or re-rendered later, uses the same pseudonyms."""
+    path = Path(db_path)
+    db = _open_for_write(path)
+    try:
+        _ensure_schema(db, path)
+        with db.conn:
+            row = db.conn.execute("SELECT value FROM meta WHERE name = 'redaction_key'").fetchone()
+            if row is None:
+                value = secrets.token_hex(32)
+                db.conn.execute("INSERT INTO meta (name, value) VALUES ('redaction_key', ?)", [value])
+            else:
+                value = row[0]
+        return bytes.fromhex(value)
+    except sqlite3.Error as exc:
+        raise BadInputError(f"cannot use the run database ({exc})", path) from None
+    finally:
+        db.close()
+
+
+
+def load_finding(db_path: str | Path, ref: str) -> tuple[RunReport, Any]:
+    """The run and the finding whose id is ``ref`` (or a unique prefix of it)."""
+    path = Path(db_path)
+    if not path.exists():
+        raise BadInputError("no such run database", path)
+    db = _open_read_only(path)
+    try:
+        rows = db.conn.execute("SELECT id, run_id FROM findings WHERE substr(id, 1, ?) = ?", [len(ref), ref]).fetchall()
+    except sqlite3.Error as exc:
+        raise BadInputError(f"cannot read findings ({exc})", path) from None
+    finally:
+        db.close()
+    exact = [r for r in rows if r[0] == ref]
+    rows = exact or rows
+    if not rows:
+        raise BadInputError(f"no finding {ref!r} in this database", path)
+    if len(rows) > 1:
+        raise BadInputError(f"{ref!r} names {len(rows)} findings; give more of the id", path)
+    fid, run_id = rows[0]
+    run = load_run(path, run_id)
+    for f in run.findings:
+        if finding_id(run_id, f.rule_id, list(f.fact_ids)) == fid:
+            return run, f
+    raise BadInputError(f"finding {fid} is listed but not loadable (damaged database)", path)
+
+
+
 # ---------------------------------------------------------------------------------------------
 
 
@@ -506,7 +566,7 @@ def _check_path(path: Path) -> None:
 def _open_for_write(path: Path) -> sqlite_utils.Database:
     _check_path(path)
     try:
-        conn = sqlite3.connect(str(path))
+        conn = sqlite3.connect(str(path), timeout=60)  # another check writing: wait for it, not fail
         conn.execute("PRAGMA foreign_keys = ON")
     except sqlite3.Error as exc:
         raise BadInputError(f"cannot open the run database ({exc})", path) from None
@@ -631,16 +691,21 @@ def _load(db: sqlite_utils.Database, path: Path, run_id: str) -> RunReport:
                 "remediation": f["remediation"],
                 "references": json.loads(f["reference_urls"]),
                 "fact_ids": json.loads(f["fact_ids"]),
-                "impact": f["impact"] or "",
-                "tags": json.loads(f["tags"] or "[]"),
+                "impact": f.get("impact") or "",
+                "tags": json.loads(f.get("tags") or "[]"),
             }
         )
     rule_errors = [
         {"rule_id": e["rule_id"], "file": e["file"], "message": e["message"]}
         for e in db.query("SELECT * FROM rule_errors WHERE run_id = ? ORDER BY position", [run_id])
     ]
+    facts = []
+    if "facts" in db.table_names():
+        facts = [json.loads(r["data"]) for r in db.query(
+            "SELECT data FROM facts WHERE run_id = ? ORDER BY position", [run_id])]
     return RunReport.model_validate(
         {
+            "facts": facts,
             "run_id": run["id"],
             "started": run["started"],
             "finished": run["finished"],
@@ -668,8 +733,8 @@ def _load(db: sqlite_utils.Database, path: Path, run_id: str) -> RunReport:
             "facts_asserted": run["facts_asserted"],
             "facts_unmatched": run["facts_unmatched"],
             "failure": run["failure"],
-            "case_id": run["case_id"],
-            "rules_version": run["rules_version"],
-            "host_info": json.loads(run["host_info"] or "[]"),
+            "case_id": run.get("case_id"),
+            "rules_version": run.get("rules_version"),
+            "host_info": json.loads(run.get("host_info") or "[]"),
         }
     )

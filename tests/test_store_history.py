@@ -4,6 +4,7 @@ queries (runs, findings, diff) and the schema-1 upgrade. Real SQLite files, real
 from __future__ import annotations
 
 import json
+import re
 import os
 import signal
 import sqlite3
@@ -254,3 +255,36 @@ def test_a_schema_1_database_is_upgraded_in_place(tmp_path):
     assert store.load_run(db, "new").case_id == "C9"
     with sqlite3.connect(db) as conn:
         assert conn.execute("PRAGMA user_version").fetchone()[0] == store.SCHEMA_VERSION
+
+
+def test_every_table_and_column_is_documented(tmp_path):
+    """reports/database.md documents exactly the tables and columns the store creates."""
+    doc = (Path(__file__).resolve().parents[1] / "reports" / "database.md").read_text(encoding="utf-8")
+    documented: dict[str, set[str]] = {}
+    table = None
+    for line in doc.splitlines():
+        heading = re.match(r"## `(\w+)`", line)
+        if heading:
+            table = heading.group(1)
+            documented[table] = set()
+        elif table and line.startswith("| `"):
+            documented[table] |= set(re.findall(r"`(\w+)`", line.split("|")[1]))
+    db = tmp_path / "runs.db"
+    store.save_run(db, report())
+    with sqlite3.connect(db) as conn:
+        actual = {
+            name: {row[1] for row in conn.execute(f"PRAGMA table_info([{name}])")}
+            for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+        }
+    assert documented == actual
+
+
+def test_facts_are_stored_with_the_run(tmp_path):
+    db = tmp_path / "runs.db"
+    facts = [{"id": "pktmon_drop:0", "kind": "pktmon_drop", "component_id": 3, "count": 7},
+             {"id": "packet_path:1", "kind": "packet_path", "hops": [{"component_id": 1}, {"component_id": 3}]}]
+    store.save_run(db, report("with-facts", facts=facts))
+    assert store.load_run(db, "with-facts").facts == facts
+    with sqlite3.connect(db) as conn:
+        rows = conn.execute("SELECT fact_id, kind FROM facts WHERE run_id = 'with-facts' ORDER BY position").fetchall()
+    assert rows == [("pktmon_drop:0", "pktmon_drop"), ("packet_path:1", "packet_path")]

@@ -26,6 +26,7 @@ from diag.facts.nat import NatCollector
 from diag.facts.netmodel import NetworkModel
 from diag.facts.network import ProviderCoverage, ProviderEvent, Segment, TraceSpan
 from diag.facts.overlap import overlap_facts
+from diag.facts.sriov import vf_pair_facts
 from diag.facts.overlay import NetvscCollector, WnvCollector
 from diag.facts.pktmon import (
     PROP_COMPARTMENT, PROP_IF_INDEX, PROP_IP_ADDRESS, PROP_IP_IF_INDEX, PROP_MINIPORT_IF_INDEX, PROP_PHYS_ADDRESS, PROP_VLAN, PROP_VSID,
@@ -122,6 +123,7 @@ class FactBuilder:
         out += [ProviderEvent(provider=p, event_name=n, event_id=e, status=s, count=c, evidence=ev)
                 for (p, e, n, s), (c, ev) in self.other.items()]
         out += overlap_facts(out)
+        out += vf_pair_facts(out)
         return out
 
     def _trace_span(self, digest: PktmonDigest, stats: Any, host_info: Any) -> TraceSpan:
@@ -135,7 +137,17 @@ class FactBuilder:
             providers_not_decoded=sum(c.status != "decoded" for c in coverage), packet_events=digest.packets,
             packet_paths=digest.paths, paths_split=digest.paths_split,
             host_info_files=len(getattr(host_info, "files", []) or []), events_not_used=self.events_not_used,
-            event_errors=self.event_errors, first_error=self.first_error, not_kept=self._not_kept(digest))
+            event_errors=self.event_errors, first_error=self.first_error, not_kept=self._not_kept(digest),
+            circular=h.circular, first_packet_delay_seconds=self._first_packet_delay(digest, start),
+            payload_truncated=digest.payload_truncated,
+            logged_size=digest.logged_size_max if digest.payload_truncated else None,
+            payload_truncated_percent=(round(100 * digest.payload_truncated / digest.packets, 2) if digest.packets
+                                       else None))
+
+    @staticmethod
+    def _first_packet_delay(digest: PktmonDigest, start: Any) -> float | None:
+        first = when(digest.filetime(digest.first_ticks)) if digest.first_ticks is not None else None
+        return round((first - start).total_seconds(), 6) if first is not None and start is not None else None
 
     def _not_kept(self, digest: PktmonDigest) -> int:
         """Objects turned away by a full table (ports, addresses, flows, routes...): counted, never silent."""

@@ -13,10 +13,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal, Union
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from diag.facts.models import Fact
 from diag.facts.overlap import SubnetOverlap
+from diag.facts.sriov import VfPair
 
 Scalar = Union[str, int, float, bool, None]
 Count = Annotated[int, Field(ge=0)]
@@ -45,6 +46,12 @@ class TraceSpan(Fact):
     event_errors: Count = Field(0, description="decoded events the fact builder could not use")
     first_error: str | None = None
     not_kept: Count = Field(0, description="objects (ports, addresses, flows, route packets...) beyond the size limits")
+    circular: bool = Field(False, description="the session logged to a circular file (it may have wrapped)")
+    first_packet_delay_seconds: float | None = Field(
+        None, description="seconds from the session start to the earliest packet snapshot kept in the file")
+    payload_truncated: Count = Field(0, description="packet snapshots logged shorter than the packet (--pkt-size)")
+    logged_size: int | None = Field(None, description="the largest logged size of a truncated snapshot (the size limit)")
+    payload_truncated_percent: float | None = Field(None, description="truncated snapshots, % of packet events")
 
 
 class ProviderCoverage(Fact):
@@ -194,12 +201,13 @@ class PacketPath(Fact):
     kind: Literal["packet_path"] = "packet_path"
     pkt_group_id: int
     pkt_number: int
-    hops: Annotated[list[dict[str, Scalar]], Field(max_length=64)]
+    hops: Annotated[list[dict[str, Scalar]], Field(max_length=64)] = []
     hop_count: Count
     first_component: str
     last_component: str
     last_component_id: int
     dropped: bool
+    path: str | None = Field(None, description="the hops as one line: component (direction) > ... (for rules' evidence)")
     drop_component: str | None = None
     drop_reason_code: int | None = None
     drop_reason_name: str | None = None
@@ -221,7 +229,7 @@ class PacketRoute(Fact):
 
     kind: Literal["packet_route"] = "packet_route"
     route: str
-    component_ids: Annotated[list[int], Field(max_length=64)]
+    component_ids: Annotated[list[int], Field(max_length=64)] = []
     hop_count: Count
     first_component: str
     last_component: str
@@ -367,9 +375,16 @@ class Offload(Fact):
     where: str
     offload: str
     value: Scalar = None
+    enabled: bool | None = Field(None, description="value when it is a boolean (on/off settings): rules can test it")
     count: Count = 0
     source: str
     evidence: Evidence = []
+
+    @model_validator(mode="after")
+    def _enabled_from_value(self) -> "Offload":
+        if self.enabled is None and isinstance(self.value, bool):
+            object.__setattr__(self, "enabled", self.value)
+        return self
 
 
 class NatInstance(Fact):
@@ -461,6 +476,6 @@ class ProviderEvent(Fact):
 MODELS: tuple[type[Fact], ...] = (
     TraceSpan, ProviderCoverage, Component, VSwitch, VPort, VNic, MacMove, ProviderDrop, DropRate, PacketPath,
     PacketRoute, Flow, Compartment, Interface, Address, Subnet, Segment, Neighbor, DadFailure, DataPath, Offload,
-    NatInstance, WnvLookup, WnvPolicy, PortExhaustion, CapturePoint, ProviderEvent, SubnetOverlap,
+    NatInstance, WnvLookup, WnvPolicy, PortExhaustion, CapturePoint, ProviderEvent, SubnetOverlap, VfPair,
 )
 NETWORK_FACT_MODELS: dict[str, type[Fact]] = {model.model_fields["kind"].default: model for model in MODELS}

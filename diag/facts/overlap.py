@@ -19,14 +19,14 @@ subnet ids (HNV/SDN isolation): overlapping there is by design.
 from __future__ import annotations
 
 import ipaddress
-from typing import Annotated, Literal
+from typing import Literal
 
 from pydantic import Field
 
 from diag.facts.models import Fact
 
-Names = Annotated[list[str], Field(max_length=64)]
 MAX_PAIRS = 256
+MAX_LISTED = 16  # interfaces, switches, NAT instances named per side
 
 
 class SubnetOverlap(Fact):
@@ -44,22 +44,22 @@ class SubnetOverlap(Fact):
     isolated: bool = False
     same_network: bool = Field(False, description="one prefix, joined by a vSwitch or NAT: one network, not an overlap")
     source: Literal["trace", "host-info"] = "trace"
-    interfaces_a: Names = []
-    interfaces_b: Names = []
-    vswitches: Names = []
-    nat_instances: Names = []
+    interfaces_a: str = Field("", description="interface indexes of compartment a holding the prefix, comma-separated")
+    interfaces_b: str = Field("", description="interface indexes of compartment b holding the prefix, comma-separated")
+    vswitches: str = Field("", description="virtual switches with vmNICs of both compartments, comma-separated")
+    nat_instances: str = Field("", description="WinNat instances whose prefix overlaps the overlap, comma-separated")
 
 
 def overlap_facts(facts: list) -> list[SubnetOverlap]:
     by_comp: dict[int, dict[str, set]] = {}  # compartment -> subnet -> sources
-    ifaces: dict[int, set[str]] = {}
+    ifaces: dict[tuple[int, str], set[int]] = {}  # (compartment, subnet) -> interface indexes
     addr_comp: dict[str, int] = {}
     for f in facts:
         if getattr(f, "kind", None) == "address" and f.subnet and f.compartment_id is not None:
             by_comp.setdefault(f.compartment_id, {}).setdefault(f.subnet, set()).update(f.sources)
             addr_comp[f.address] = f.compartment_id
             if f.if_index is not None:
-                ifaces.setdefault(f.compartment_id, set()).add(str(f.if_index))
+                ifaces.setdefault((f.compartment_id, f.subnet), set()).add(f.if_index)
     switches: dict[int, set[str]] = {}
     vsids: dict[int, set[int]] = {}
     for f in facts:
@@ -98,8 +98,14 @@ def overlap_facts(facts: list) -> list[SubnetOverlap]:
                         family="IPv4" if na.version == 4 else "IPv6", compartment_a=a, compartment_b=b,
                         prefix_a=pa, prefix_b=pb, overlap=str(overlap), meet_via=",".join(via), meets=bool(via),
                         isolated=isolated, same_network=same, source="host-info" if sources == {"host-info"} else "trace",
-                        interfaces_a=sorted(ifaces.get(a, set()))[:64], interfaces_b=sorted(ifaces.get(b, set()))[:64],
-                        vswitches=shared[:64], nat_instances=nat_names[:64]))
+                        interfaces_a=_listed(ifaces.get((a, pa), ())), interfaces_b=_listed(ifaces.get((b, pb), ())),
+                        vswitches=_listed(shared), nat_instances=_listed(nat_names)))
                     if len(out) >= MAX_PAIRS:
                         return out
     return out
+
+
+def _listed(items) -> str:
+    items = sorted(items)
+    text = ",".join(str(i) for i in items[:MAX_LISTED])
+    return text + (f",+{len(items) - MAX_LISTED} more" if len(items) > MAX_LISTED else "")

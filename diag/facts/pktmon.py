@@ -108,6 +108,9 @@ class PktmonDigest:
         self.flows_pruned = 0
         self.flow_packets_pruned = 0
         self.unparsed_frames = 0
+        self.payload_truncated = 0  # snapshots logged shorter than the packet (pktmon --pkt-size)
+        self.logged_size_max = 0  # the largest logged size of a truncated snapshot: the capture's size limit
+        self.first_ticks: int | None = None  # earliest packet snapshot (raw ticks), when timed
 
     @property
     def packets(self) -> int:
@@ -131,6 +134,8 @@ class PktmonDigest:
             self.malformed += 1
             return False
         self.by_component[comp] += 1
+        if logged < size:
+            self._truncated(logged)
         if self.track:
             key = (gid << 16) | num
             path = self.inflight.get(key)
@@ -153,6 +158,8 @@ class PktmonDigest:
             self.malformed += 1
             return False
         self.by_component[event.component_id] += 1
+        if event.logged_size < event.original_size:
+            self._truncated(event.logged_size)
         if dropped:
             self._drop(event, filetime)
         if not self.track:
@@ -172,6 +179,11 @@ class PktmonDigest:
             self._end(self.inflight.pop(key), key)
         return True
 
+    def _truncated(self, logged: int) -> None:
+        self.payload_truncated += 1
+        if logged > self.logged_size_max:
+            self.logged_size_max = logged
+
     def _ticks(self, filetime: int | None) -> int | None:
         """The raw timestamp of a FILETIME (packet snapshots keep raw ticks; see ``filetime``)."""
         clock = self.clock
@@ -188,6 +200,8 @@ class PktmonDigest:
     def _start(self, key: int, frame: Any, packet_type: int, size: int, ticks: int | None) -> list:
         if key in self._evicted:
             self.paths_split += 1
+        if ticks is not None and (self.first_ticks is None or ticks < self.first_ticks):
+            self.first_ticks = ticks
         fkey = self._flow(frame, packet_type, size, ticks)
         path = [fkey, [], None, False]  # flow key, hops, drop, hops out of order
         inflight = self.inflight
@@ -425,6 +439,7 @@ def _path_fact(digest: PktmonDigest, sample: tuple, reason_label) -> PacketPath:
     first_comp, last_comp = hops[0][2] >> 16, hops[-1][2] >> 16
     return PacketPath(
         pkt_group_id=key >> 16, pkt_number=key & 0xFFFF, hops=out_hops, hop_count=len(hops),
+        path=" > ".join(f"{h['component']} ({h['direction']})" for h in out_hops),
         first_component=label(first_comp)[0], last_component=label(last_comp)[0], last_component_id=last_comp,
         dropped=drop is not None, drop_component=label(drop[0])[0] if drop else None,
         drop_reason_code=drop[1] if drop else None, drop_reason_name=reason_label(drop[1]) if drop else None,

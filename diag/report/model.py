@@ -49,6 +49,17 @@ class TraceInfo(_Frozen):
     header: dict[str, Any] = {}  # other logfile-header values worth showing, name -> value
 
 
+def fact_records(facts: "list[BaseModel]") -> list[dict[str, Any]]:
+    """Facts as the run keeps them: JSON-ready dicts with the id the rules engine gives the fact
+    (``<kind>:<index>``; the engine may add ``~N`` on a rare hash collision, which
+    ``RunReport.fact`` ignores)."""
+    out = []
+    for index, fact in enumerate(facts):
+        data = fact.model_dump(mode="json")
+        out.append({"id": f"{data['kind']}:{index}", **data})
+    return out
+
+
 class HostInfoFile(_Frozen):
     """A host-info file given with ``--host-info``: where it was, its SHA-256 and size."""
 
@@ -77,6 +88,9 @@ class RunReport(_Frozen):
     case_id: str | None = None  # the support case this run belongs to (``--case``)
     rules_version: str | None = None  # fingerprint of the rule files loaded (``diag.store.fingerprint_files``)
     host_info: list[HostInfoFile] = []
+    # The facts the rules saw, each {"id": "<kind>:<index>", "kind": ..., fields...} (``fact_records``):
+    # the reports draw packet paths, drop rates, components and providers from them.
+    facts: list[dict[str, Any]] = []
 
     @classmethod
     def from_engine(cls, result: "EngineResult", *, trace: TraceInfo, **fields: Any) -> "RunReport":
@@ -92,6 +106,13 @@ class RunReport(_Frozen):
             facts_unmatched=result.facts_unmatched,
             **fields,
         )
+
+    def facts_of(self, kind: str) -> list[dict[str, Any]]:
+        return [f for f in self.facts if f.get("kind") == kind]
+
+    def fact(self, fact_id: str) -> dict[str, Any] | None:
+        base = fact_id.split("~", 1)[0]
+        return next((f for f in self.facts if f.get("id") == base), None)
 
     @property
     def complete(self) -> bool:

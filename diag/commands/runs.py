@@ -1,0 +1,164 @@
+"""``wnvdiag runs | findings | report | diff``: the run database and stored reports, a thin layer
+over ``diag.store`` and ``diag.report``. Registered on the main app with ``register(app)``.
+
+    wnvdiag runs [--db PATH] [--case ID] [--json]
+    wnvdiag findings [RUN] [--severity SEV] [--rule ID] [--db PATH] [--json]
+    wnvdiag report RUN [--format html,md,json,csv] [--out DIR] [--case ID] [--redact] [--db PATH]
+    wnvdiag diff RUN_A RUN_B [--db PATH] [--json]
+    wnvdiag export-pcap TRACE -o out.pcapng [--finding ID] [--drops-only] [--db PATH]
+
+RUN is a run id, a unique prefix of one, or ``latest``. Errors are one line and exit code 2.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from diag import store
+from diag.errors import DiagError
+from diag.report import render_stored
+
+EXIT_ERROR = 2
+DB_OPTION = typer.Option(Path("wnvdiag.db"), "--db", help="SQLite file that keeps every run.")
+
+
+def _fail(message: str) -> None:
+    typer.echo(f"wnvdiag: error: {message}", err=True)
+    raise typer.Exit(EXIT_ERROR)
+
+
+def _short(text: str, width: int) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def runs(
+    db: Path = DB_OPTION,
+    case: Optional[str] = typer.Option(None, "--case", help="Only the runs of this support case."),
+    as_json: bool = typer.Option(False, "--json", help="Print the runs as JSON."),
+) -> None:
+    """The stored runs, newest first."""
+    try:
+        rows = [r for r in store.list_runs(db) if case is None or r.case_id == case]
+    except DiagError as exc:
+        _fail(str(exc))
+    if as_json:
+        typer.echo(json.dumps([r.model_dump(mode="json") for r in rows], indent=2))
+        return
+    if not rows:
+        typer.echo(f"No runs in {db}.")
+        return
+    typer.echo(f"{'run':<24} {'started (UTC)':<20} {'verdict':<12} {'findings':>8}  {'case':<14} trace")
+    for r in rows:
+        typer.echo(f"{r.run_id:<24} {r.started:%Y-%m-%d %H:%M:%S} {r.verdict:<12} {r.findings:>8}  "
+                   f"{_short(r.case_id or '–', 14):<14} {r.trace_path}")
+
+
+def findings(
+    run: Optional[str] = typer.Argument(None, help="Run id, unique prefix or 'latest'; all runs when left out."),
+    severity: Optional[str] = typer.Option(None, "--severity", help="Only findings at or above this severity."),
+    rule: Optional[str] = typer.Option(None, "--rule", help="Only findings of this rule id."),
+    db: Path = DB_OPTION,
+    as_json: bool = typer.Option(False, "--json", help="Print the findings as JSON."),
+) -> None:
+    """Stored findings, newest run first."""
+    try:
+        rows = store.list_findings(db, run, severity=severity, rule=rule)
+    except DiagError as exc:
+        _fail(str(exc))
+    if as_json:
+        typer.echo(json.dumps([r.model_dump(mode="json") for r in rows], indent=2))
+        return
+    if not rows:
+        typer.echo("No findings.")
+        return
+    for r in rows:
+        typer.echo(f"{r.run_id}  {r.finding_id}  [{r.severity}/{r.confidence}] {r.rule_id}: {r.title}")
+        typer.echo(f"    {_short(r.summary, 150)} ({r.evidence_rows} evidence row(s))")
+
+
+def report(
+    run: str = typer.Argument(..., help="Run id, unique prefix or 'latest'."),
+    formats: str = typer.Option("md", "--format", "--report", help="Comma-separated: html, md, json, csv, or all."),
+    out: Path = typer.Option(Path("."), "--out", help="Directory for the report files."),
+    case: Optional[str] = typer.Option(None, "--case", help="Stamp the reports with this case id."),
+    redact: bool = typer.Option(False, "--redact", help="Replace IPs, MACs, host/user/switch/adapter names and "
+                                                        "paths with consistent pseudonyms."),
+    db: Path = DB_OPTION,
+) -> None:
+    """Render a stored run again, without reading the trace."""
+    try:
+        written = render_stored(db, run, formats, out, case_id=case, redact=redact)
+    except DiagError as exc:
+        _fail(str(exc))
+    for paths in written.values():
+        for p in paths:
+            typer.echo(str(p))
+
+
+def diff(
+    run_a: str = typer.Argument(..., help="The earlier run (e.g. before a fix)."),
+    run_b: str = typer.Argument(..., help="The later run."),
+    db: Path = DB_OPTION,
+    as_json: bool = typer.Option(False, "--json", help="Print the difference as JSON."),
+) -> None:
+    """What appeared, disappeared or changed between two runs. Exit code 1 when anything differs."""
+    try:
+        d = store.diff_runs(db, run_a, run_b)
+    except DiagError as exc:
+        _fail(str(exc))
+    if as_json:
+        typer.echo(json.dumps(d.model_dump(mode="json"), indent=2))
+    else:
+        typer.echo(f"{d.run_a} → {d.run_b}")
+        for name, (a, b) in d.run_changes.items():
+            typer.echo(f"  run: {name}: {a} → {b}")
+        for f in d.appeared:
+            typer.echo(f"  + [{f.severity}] {f.rule_id}: {_short(f.summary, 120)}")
+        for f in d.disappeared:
+            typer.echo(f"  - [{f.severity}] {f.rule_id}: {_short(f.summary, 120)}")
+        for c in d.changed:
+            parts = [f"{k}: {a} → {b}" for k, (a, b) in c.changes.items()]
+            if c.evidence_added or c.evidence_removed:
+                parts.append(f"evidence +{len(c.evidence_added)} -{len(c.evidence_removed)} row(s)")
+            typer.echo(f"  ~ {c.rule_id}: " + "; ".join(_short(p, 120) for p in parts))
+        if d.unchanged:
+            typer.echo(f"  = {len(d.unchanged)} finding(s) unchanged: {', '.join(d.unchanged)}")
+    raise typer.Exit(1 if (d.appeared or d.disappeared or d.changed or d.run_changes) else 0)
+
+
+def export_pcap(
+    trace: Path = typer.Argument(..., help="ETL file from pktmon."),
+    out: Path = typer.Option(..., "-o", "--out", help="The pcapng file to write."),
+    finding: Optional[str] = typer.Option(None, "--finding", help="Only the packets of this stored finding "
+                                                                  "(id or unique prefix, see `wnvdiag findings`)."),
+    drops_only: bool = typer.Option(False, "--drops-only", help="Only the drop events, not the packets' other hops."),
+    db: Path = DB_OPTION,
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing but errors."),
+) -> None:
+    """Write the trace's pktmon packets as pcapng: components as interfaces, drops with a verdict and
+    their reason as a comment, the pktmon packet id on every packet."""
+    from diag.report.pcapng import export_pcap as export, export_stored_finding
+
+    try:
+        summary = (export_stored_finding(db, finding, trace, out, drops_only=drops_only) if finding
+                   else export(trace, out, drops_only=drops_only))
+    except DiagError as exc:
+        _fail(str(exc))
+    if not quiet:
+        typer.echo(f"{out}: {summary.packets} packet(s), {summary.drops} drop(s), {summary.interfaces} interface(s)")
+        for why, n in summary.skipped.items():
+            typer.echo(f"  not written: {n} packet(s): {why}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``runs``, ``findings``, ``report``, ``diff`` and ``export-pcap`` to the main ``wnvdiag`` app."""
+    app.command("export-pcap")(export_pcap)
+    app.command("runs")(runs)
+    app.command("findings")(findings)
+    app.command("report")(report)
+    app.command("diff")(diff)
