@@ -15,6 +15,7 @@ from typing import Callable
 
 from diag.decode import pktmon
 from diag.engine import load_rules, run_rules, select_rules
+from diag.engine.quality_gate import apply_quality_gate
 from diag.errors import AnalysisFailed, BadInputError
 from diag.facts.models import TraceQuality
 from diag.hostinfo import load_host_info
@@ -177,6 +178,7 @@ def check(
     failure = None
     try:
         result = run_rules(facts, all_rule_dirs, only=only or None, skip=skip or None, timeout=RULES_TIMEOUT)
+        result = result.model_copy(update={"findings": apply_quality_gate(result.findings)})
     except AnalysisFailed as exc:
         failure, result = str(exc), None
     host_files = [HostInfoFile(path=str(p), sha256=_sha256(Path(p)), size=Path(p).stat().st_size) for p in host_info]

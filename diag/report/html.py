@@ -18,6 +18,7 @@ from typing import Any
 import jinja2
 from markupsafe import Markup, escape
 
+from diag.engine.quality_gate import is_gate
 from diag.report.markdown import columns, size, value
 from diag.report.model import RunReport
 from diag.resources import data_dir
@@ -67,6 +68,7 @@ def unanswered(run: RunReport) -> list[str]:
         out.append("The trace file is truncated.")
     if q.records_undecoded:
         out.append(f"{q.records_undecoded} record(s) could not be decoded (no public layout or malformed).")
+    out += [f"{f.title}: {f.summary}" for f in run.findings if is_gate(f)]
     missing = sorted(set(run.rules_loaded) - set(run.rules_run))
     if missing:
         out.append(f"Rules that did not run to completion: {', '.join(missing)}.")
