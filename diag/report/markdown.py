@@ -15,6 +15,7 @@ from typing import Any
 
 import jinja2
 
+from diag.report.content import related_paths, related_rates, unanswered
 from diag.report.model import RunReport
 from diag.resources import data_dir
 
@@ -47,8 +48,6 @@ def _environment(directory: str) -> jinja2.Environment:
         keep_trailing_newline=True,
     )
     env.filters.update(cell=cell, text=text, value=value, columns=columns, size=size, extract_from=extract_from)
-    from diag.report.html import related_paths, related_rates, unanswered
-
     env.globals.update(table_row=table_row, table_rule=table_rule, related_paths=related_paths,
                        related_rates=related_rates, unanswered=unanswered)
     return env
