@@ -202,7 +202,7 @@ def _scan(trace: Trace, progress: Callable[[int, int], None] | None, builder: Fa
                     ok = tally.passed(data, off + 0x50, off + size)
                 elif event_id == pktmon.EVENT_DROP:
                     ok = tally.packet(memoryview(data)[off + 0x50:off + size], True,
-                                      clock.to_filetime(_I64(data, off + 0x10)[0]))
+                                      clock.to_filetime(_I64(data, off + 0x10)[0]), (buf.index, off))
                 elif event_id in pktmon.DECODERS:
                     ok = _pktmon_rundown(tally, event_id, memoryview(data)[off + 0x50:off + size], pktmon_errors)
                 else:
@@ -214,7 +214,8 @@ def _scan(trace: Trace, progress: Callable[[int, int], None] | None, builder: Fa
             decoder.learn(record)
             if record.provider == _PKTMON_GUID and record.event_id in pktmon.PACKET_EVENTS and record.version == 0:
                 # packet events that carry extended data items: same digest, slower path
-                ok = tally.packet(record.payload, record.event_id == pktmon.EVENT_DROP, record.filetime)
+                ok = tally.packet(record.payload, record.event_id == pktmon.EVENT_DROP, record.filetime,
+                                  (record.buffer_index, record.offset))
                 (pktmon_ok if ok else pktmon_bad)[record.event_id] += 1
                 continue
             decoded = decoder.decode(record)

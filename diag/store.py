@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict
 from diag.errors import BadInputError
 from diag.report.model import RunReport
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 __all__ = [
     "FindingRow", "RunDiff", "RunSummary", "SCHEMA_VERSION", "diff_runs", "fingerprint_files", "finding_id",
@@ -161,7 +161,7 @@ _TABLES: dict[str, dict[str, Any]] = {
         not_null={"run_id", "rule_id", "severity", "confidence"},
     ),
     "evidence": dict(
-        columns={"id": int, "run_id": str, "finding_id": str, "position": int, "data": str},
+        columns={"id": int, "run_id": str, "finding_id": str, "position": int, "data": str, "fact_ids": str},
         pk="id",
         foreign_keys=[("run_id", "runs", "id"), ("finding_id", "findings", "id")],
         not_null={"run_id", "finding_id", "data"},
@@ -186,10 +186,11 @@ _INDEXES = [
     ("findings", ["run_id"]), ("evidence", ["finding_id"]), ("rule_errors", ["run_id"]), ("runs", ["run_key"]),
     ("runs", ["case_id"]), ("facts", ["run_id", "kind"]),
 ]
-# Columns added by schema 2, for databases written by schema 1.
-_V2_COLUMNS = {
-    "runs": {"case_id": str, "rules_version": str, "host_info": str, "run_key": str},
-    "findings": {"impact": str, "tags": str},
+# Columns each schema version added, so that an older database is brought up to date in place.
+_ADDED_COLUMNS = {
+    2: {"runs": {"case_id": str, "rules_version": str, "host_info": str, "run_key": str},
+        "findings": {"impact": str, "tags": str}},
+    3: {"evidence": {"fact_ids": str}},  # the facts behind each evidence row
 }
 _SEVERITY_ORDER = ["info", "low", "medium", "high", "critical"]
 
@@ -302,11 +303,13 @@ def _write_run(conn: sqlite3.Connection, report: RunReport, data: dict[str, Any]
                 "tags": _json(finding["tags"]),
             },
         )
+        row_facts = finding.get("evidence_fact_ids") or []
         for row_no, row in enumerate(finding["evidence"]):
             _insert(
                 conn,
                 "evidence",
-                {"run_id": run_id, "finding_id": fid, "position": row_no, "data": _json(row)},
+                {"run_id": run_id, "finding_id": fid, "position": row_no, "data": _json(row),
+                 "fact_ids": _json(row_facts[row_no]) if row_no < len(row_facts) else None},
             )
     for position, error in enumerate(data["rule_errors"]):
         _insert(conn, "rule_errors", {"run_id": run_id, "position": position, **error})
@@ -594,12 +597,9 @@ def _ensure_schema(db: sqlite_utils.Database, path: Path) -> None:
         if version == 0 and set(db.table_names()) - set(_TABLES):
             raise BadInputError("is an SQLite database, but not a wnvdiag run database", path)
         with db.conn:
-            if version == 1:
-                for table, columns in _V2_COLUMNS.items():
-                    have = {c.name for c in db[table].columns}
-                    for column, kind in columns.items():
-                        if column not in have:
-                            db[table].add_column(column, kind)
+            for added_in, tables in sorted(_ADDED_COLUMNS.items()):
+                if 0 < version < added_in:
+                    _add_missing_columns(db, tables)
             for name, spec in _TABLES.items():
                 db[name].create(
                     spec["columns"],
@@ -613,6 +613,14 @@ def _ensure_schema(db: sqlite_utils.Database, path: Path) -> None:
             db.conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
     except sqlite3.DatabaseError as exc:
         raise BadInputError(f"is not a usable run database ({exc})", path) from None
+
+
+def _add_missing_columns(db: sqlite_utils.Database, tables: dict[str, dict[str, type]]) -> None:
+    for table, columns in tables.items():
+        have = {c.name for c in db[table].columns}
+        for column, kind in columns.items():
+            if column not in have:
+                db[table].add_column(column, kind)
 
 
 def _insert(conn: sqlite3.Connection, table: str, row: dict[str, Any]) -> None:
@@ -676,10 +684,11 @@ def _load(db: sqlite_utils.Database, path: Path, run_id: str) -> RunReport:
         raise BadInputError(f"run {run_id!r} has no trace row (damaged database)", path)
     findings = []
     for f in db.query("SELECT * FROM findings WHERE run_id = ? ORDER BY position", [run_id]):
-        evidence = [
-            json.loads(e["data"])
-            for e in db.query("SELECT data FROM evidence WHERE finding_id = ? ORDER BY position", [f["id"]])
-        ]
+        rows = list(db.query("SELECT data, fact_ids FROM evidence WHERE finding_id = ? ORDER BY position", [f["id"]]))
+        evidence = [json.loads(e["data"]) for e in rows]
+        # NULL: the finding was stored without per-row facts (older runs, hand-made reports)
+        evidence_fact_ids = ([json.loads(e["fact_ids"] or "[]") for e in rows]
+                             if any(e["fact_ids"] is not None for e in rows) else [])
         findings.append(
             {
                 "rule_id": f["rule_id"],
@@ -691,6 +700,7 @@ def _load(db: sqlite_utils.Database, path: Path, run_id: str) -> RunReport:
                 "remediation": f["remediation"],
                 "references": json.loads(f["reference_urls"]),
                 "fact_ids": json.loads(f["fact_ids"]),
+                "evidence_fact_ids": evidence_fact_ids,
                 "impact": f.get("impact") or "",
                 "tags": json.loads(f.get("tags") or "[]"),
             }

@@ -240,14 +240,15 @@ def test_diff_before_and_after_a_fix(tmp_path):
 def test_a_schema_1_database_is_upgraded_in_place(tmp_path):
     db = tmp_path / "old.db"
     store.save_run(db, report("old"))
-    with sqlite3.connect(db) as conn:  # what schema 1 had: none of the new columns
-        for table, columns in store._V2_COLUMNS.items():
-            for column in columns:
-                if column in ("run_key",):
-                    conn.execute("DROP INDEX IF EXISTS idx_runs_run_key")
-                if column == "case_id":
-                    conn.execute("DROP INDEX IF EXISTS idx_runs_case_id")
-                conn.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
+    with sqlite3.connect(db) as conn:  # what schema 1 had: none of the columns later schemas added
+        added = [(table, column) for tables in store._ADDED_COLUMNS.values()
+                 for table, columns in tables.items() for column in columns]
+        for table, column in added:
+            if column in ("run_key",):
+                conn.execute("DROP INDEX IF EXISTS idx_runs_run_key")
+            if column == "case_id":
+                conn.execute("DROP INDEX IF EXISTS idx_runs_case_id")
+            conn.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
         conn.execute("PRAGMA user_version = 1")
     store.save_run(db, report("new", T0 + timedelta(hours=1), case_id="C9", findings=[]))
     assert [r.run_id for r in store.list_runs(db)] == ["new", "old"]

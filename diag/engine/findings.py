@@ -29,7 +29,7 @@ class Match:
 def build_finding(rule: Rule, matches: list[Match], facts: dict[str, PreparedFact]) -> tuple[Finding, str | None]:
     """One finding for ``matches`` (distinct, at least one); the second value is a problem to report."""
     ordered = _ranked(rule, matches, facts)
-    evidence, fact_ids = _evidence(rule, ordered, facts)
+    evidence, fact_ids, row_fact_ids = _evidence(rule, ordered, facts)
     summary, problem = _summary(rule, ordered, facts)
     finding = Finding(
         rule_id=rule.id,
@@ -41,6 +41,7 @@ def build_finding(rule: Rule, matches: list[Match], facts: dict[str, PreparedFac
         remediation=rule.meta.remediation.strip(),
         references=list(rule.meta.references),
         fact_ids=fact_ids,
+        evidence_fact_ids=row_fact_ids,
         impact=rule.meta.impact.strip(),
         tags=list(rule.meta.tags),
     )
@@ -80,17 +81,20 @@ def _columns(rule: Rule) -> list[tuple[str, int, str]]:
             for name in field_types(rule.kinds[alias]) if name != "kind"]
 
 
-def _evidence(rule: Rule, ordered: list[Match], facts: dict[str, PreparedFact]) -> tuple[list[dict[str, Any]], list[str]]:
+def _evidence(rule: Rule, ordered: list[Match], facts: dict[str, PreparedFact]
+              ) -> tuple[list[dict[str, Any]], list[str], list[list[str]]]:
+    """Evidence rows, every fact id behind them (in assertion order), and each row's own fact ids."""
     columns = _columns(rule)
-    rows = []
+    rows, row_fact_ids = [], []
     fact_ids: dict[str, int] = {}
     for match in ordered:
         row = {label: facts[match.fact_ids[position]].data.get(name) for label, position, name in columns}
         row.update(match.extra or {})
         rows.append(row)
+        row_fact_ids.append(list(match.fact_ids))
         for fact_id in match.fact_ids:
             fact_ids[fact_id] = facts[fact_id].index
-    return rows, sorted(fact_ids, key=fact_ids.__getitem__)
+    return rows, sorted(fact_ids, key=fact_ids.__getitem__), row_fact_ids
 
 
 def _summary(rule: Rule, ordered: list[Match], facts: dict[str, PreparedFact]) -> tuple[str, str | None]:

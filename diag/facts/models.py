@@ -99,6 +99,8 @@ class Finding(_Frozen):
     fact_ids: list[str] = []
     impact: str = ""  # what the problem does to the workload, from the rule
     tags: list[str] = []
+    # For each evidence row, the ids of the facts it came from (the facts point on at events and packets).
+    evidence_fact_ids: list[list[str]] = []
 
 
 class RuleError(_Frozen):

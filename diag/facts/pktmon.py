@@ -150,8 +150,13 @@ class PktmonDigest:
                 self._end(self.inflight.pop(key), key)
         return True
 
-    def packet(self, payload: memoryview, dropped: bool, filetime: int | None = None) -> bool:
-        """A packet event decoded from its payload: drops (170), and 160/170 with extended data items."""
+    def packet(self, payload: memoryview, dropped: bool, filetime: int | None = None,
+               where: tuple[int, int] | None = None) -> bool:
+        """A packet event decoded from its payload: drops (170), and 160/170 with extended data items.
+
+        ``where`` is the event's (buffer index, offset in the buffer's records area): drop samples keep
+        it, so a finding can be followed back to the exact event in the trace.
+        """
         try:
             event = pktmon.PacketEvent(payload, dropped)
         except ValueError:
@@ -161,7 +166,7 @@ class PktmonDigest:
         if event.logged_size < event.original_size:
             self._truncated(event.logged_size)
         if dropped:
-            self._drop(event, filetime)
+            self._drop(event, filetime, where)
         if not self.track:
             return True
         key = (event.pkt_group_id << 16) | event.pkt_number
@@ -290,7 +295,7 @@ class PktmonDigest:
             self._end(self.inflight.pop(key), key)
         self._order.clear()
 
-    def _drop(self, event: pktmon.PacketEvent, filetime: int | None) -> None:
+    def _drop(self, event: pktmon.PacketEvent, filetime: int | None, where: tuple[int, int] | None) -> None:
         self.drops += 1
         self.drops_by_component[event.component_id] += 1
         self.drops_by_reason[event.drop_reason] += 1
@@ -312,6 +317,8 @@ class PktmonDigest:
                 sample.update(src_mac=frame.src_mac, dst_mac=frame.dst_mac)
             if filetime is not None:
                 sample["time"] = filetime_to_datetime(filetime).isoformat()
+            if where is not None:
+                sample["buffer"], sample["offset"] = where
             group.samples.append(sample)
 
     # -- rundown -----------------------------------------------------------------------------------
