@@ -14,7 +14,8 @@ import hashlib
 import json
 import secrets
 import sqlite3
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -323,8 +324,7 @@ def list_runs(db_path: str | Path) -> list[RunSummary]:
     path = Path(db_path)
     if not path.exists():
         return []
-    db = _open_read_only(path)
-    try:
+    with _reading(path, "runs") as db:
         rows = db.query(
             "SELECT * FROM runs ORDER BY started DESC, id DESC"
         )
@@ -341,33 +341,19 @@ def list_runs(db_path: str | Path) -> list[RunSummary]:
             )
             for r in rows
         ]
-    except sqlite3.Error as exc:
-        raise BadInputError(f"cannot read runs ({exc})", path) from None
-    finally:
-        db.close()
 
 
 def load_run(db_path: str | Path, run_id: str) -> RunReport:
     """The stored run ``run_id``; ``BadInputError`` if the database or the run does not exist."""
     path = Path(db_path)
-    if not path.exists():
-        raise BadInputError("no such run database", path)
-    db = _open_read_only(path)
-    try:
+    with _reading(path, f"run {run_id}") as db:
         return _load(db, path, run_id)
-    except sqlite3.Error as exc:
-        raise BadInputError(f"cannot read run {run_id} ({exc})", path) from None
-    finally:
-        db.close()
 
 
 def resolve_run(db_path: str | Path, ref: str) -> str:
     """The id of the run ``ref`` names: a full id, a unique prefix of one, or ``latest``."""
     path = Path(db_path)
-    if not path.exists():
-        raise BadInputError("no such run database", path)
-    db = _open_read_only(path)
-    try:
+    with _reading(path, "runs") as db:
         if ref in ("latest", "last"):
             row = db.conn.execute("SELECT id FROM runs ORDER BY started DESC, id DESC LIMIT 1").fetchone()
             if row is None:
@@ -375,10 +361,6 @@ def resolve_run(db_path: str | Path, ref: str) -> str:
             return row[0]
         ids = [r[0] for r in db.conn.execute(
             "SELECT id FROM runs WHERE substr(id, 1, ?) = ? ORDER BY id", [len(ref), ref])]
-    except sqlite3.Error as exc:
-        raise BadInputError(f"cannot read runs ({exc})", path) from None
-    finally:
-        db.close()
     if ref in ids:
         return ref
     if len(ids) == 1:
@@ -419,8 +401,7 @@ def list_findings(
         + (" WHERE " + " AND ".join(where) if where else "")
         + " ORDER BY r.started DESC, r.id DESC, f.position"
     )
-    db = _open_read_only(path)
-    try:
+    with _reading(path, "findings") as db:
         return [
             FindingRow(
                 finding_id=r["id"], run_id=r["run_id"], started=r["started"], case_id=r["case_id"],
@@ -429,10 +410,6 @@ def list_findings(
             )
             for r in db.query(sql, params)
         ]
-    except sqlite3.Error as exc:
-        raise BadInputError(f"cannot read findings ({exc})", path) from None
-    finally:
-        db.close()
 
 
 def diff_runs(db_path: str | Path, run_a: str, run_b: str) -> RunDiff:
@@ -524,15 +501,8 @@ def redaction_key(db_path: str | Path) -> bytes:
 def load_finding(db_path: str | Path, ref: str) -> tuple[RunReport, Any]:
     """The run and the finding whose id is ``ref`` (or a unique prefix of it)."""
     path = Path(db_path)
-    if not path.exists():
-        raise BadInputError("no such run database", path)
-    db = _open_read_only(path)
-    try:
+    with _reading(path, "findings") as db:
         rows = db.conn.execute("SELECT id, run_id FROM findings WHERE substr(id, 1, ?) = ?", [len(ref), ref]).fetchall()
-    except sqlite3.Error as exc:
-        raise BadInputError(f"cannot read findings ({exc})", path) from None
-    finally:
-        db.close()
     exact = [r for r in rows if r[0] == ref]
     rows = exact or rows
     if not rows:
@@ -574,6 +544,20 @@ def _open_for_write(path: Path) -> sqlite_utils.Database:
     except sqlite3.Error as exc:
         raise BadInputError(f"cannot open the run database ({exc})", path) from None
     return sqlite_utils.Database(conn)
+
+
+@contextmanager
+def _reading(path: Path, what: str) -> Iterator[sqlite_utils.Database]:
+    """An existing run database, read-only; SQLite errors become one-line input errors naming it."""
+    if not path.exists():
+        raise BadInputError("no such run database", path)
+    db = _open_read_only(path)
+    try:
+        yield db
+    except sqlite3.Error as exc:
+        raise BadInputError(f"cannot read {what} ({exc})", path) from None
+    finally:
+        db.close()
 
 
 def _open_read_only(path: Path) -> sqlite_utils.Database:
