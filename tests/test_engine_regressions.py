@@ -37,24 +37,36 @@ def bare_engine(script: str) -> subprocess.CompletedProcess:
                           timeout=120, check=False)
 
 
+def crashed(done: subprocess.CompletedProcess) -> bool:
+    """The naive shape took the process down: reading freed memory or past the expression array
+    can segfault instead of giving a wrong answer. Either way the problem is still there."""
+    return done.returncode < 0
+
+
 def test_the_studied_build_is_installed():
     assert version("durable-rules") == "2.0.28"
 
 
-def test_a_join_on_id_reads_freed_memory():
-    # guard: `id`/`sid` refused in conditions (conditions._field_name); joins on own fields only
-    done = bare_engine("""
-        for key in ("cid", "id"):
-            fired.clear()
-            h = engine.Host({"r_" + key: {"r": {"all": [{"a": {"t": "comp"}},
-                {"b": {"$and": [{"t": "comp"}, {"subnet": {"a": "subnet"}}, {"$neq": {key: {"a": key}}}]}}], "run": act}}})
-            for i in range(100):  # 50 subnets of 2 hosts: exactly 100 ordered pairs
-                h.assert_fact("r_" + key, {"t": "comp", key: "host%d" % i, "subnet": "sn%d" % (i // 2)})
-            print(key, len(fired))
+def pair_join(key: str) -> subprocess.CompletedProcess:
+    """Hosts of the same subnet, every ordered pair of distinct hosts, the hosts told apart by ``key``."""
+    return bare_engine(f"""
+        key = {key!r}
+        h = engine.Host({{"r": {{"r": {{"all": [{{"a": {{"t": "comp"}}}},
+            {{"b": {{"$and": [{{"t": "comp"}}, {{"subnet": {{"a": "subnet"}}}}, {{"$neq": {{key: {{"a": key}}}}}}]}}}}],
+            "run": act}}}}}})
+        for i in range(100):  # 50 subnets of 2 hosts: exactly 100 ordered pairs
+            h.assert_fact("r", {{"t": "comp", key: "host%d" % i, "subnet": "sn%d" % (i // 2)}})
+        print(len(fired))
         """)
-    counts = dict(line.split() for line in done.stdout.split("\n") if line)
-    assert counts["cid"] == "100"
-    assert counts["id"] != "100"
+
+
+def test_a_join_on_id_reads_freed_memory():
+    # guard: `id`/`sid` refused in conditions (conditions._field_name); joins on own fields only.
+    # One process per key: a second ruleset with a join in the same process can crash by itself.
+    own_field = pair_join("cid")
+    assert own_field.returncode == 0 and own_field.stdout.split() == ["100"]
+    reserved = pair_join("id")
+    assert crashed(reserved) or reserved.stdout.split() != ["100"]
 
 
 def test_a_nested_or_inside_a_join_misses_matches():
@@ -72,8 +84,9 @@ def test_a_nested_or_inside_a_join_misses_matches():
         got = {(m["a"]["n"], m["b"]["n"]) for m in fired}
         print(len(expected), len(expected - got))
         """)
-    expected, missed = map(int, done.stdout.split())
-    assert expected > 0 and missed > 0
+    if not crashed(done):
+        expected, missed = map(int, done.stdout.split())
+        assert expected > 0 and missed > 0
 
 
 def test_an_ungated_negation_fires_before_the_data_is_complete():
@@ -87,7 +100,7 @@ def test_an_ungated_negation_fires_before_the_data_is_complete():
             h.assert_fact("g", {"t": "patch", "host": "h%d" % i})
         print(len(fired))
         """)
-    assert int(done.stdout) == 10  # ten firings where the complete data has none
+    assert crashed(done) or int(done.stdout) == 10  # ten firings where the complete data has none
 
 
 def test_one_unmatched_fact_in_a_batch_suppresses_the_others():
