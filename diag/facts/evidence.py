@@ -101,7 +101,8 @@ class RateSeries:
         for key, n in self.buckets.items():
             series[(key - first) // step] += n
         return {"active_seconds": seconds, "peak_per_second": max(self.buckets.values()) / self.bucket_seconds,
-                "mean_per_second": timed / seconds, "bucket_seconds": self.bucket_seconds * step, "series": series}
+                "mean_per_second": round(timed / seconds, 3),  # a rate, shown to people: 3 decimals
+                "bucket_seconds": self.bucket_seconds * step, "series": series}
 
 
 class Bounded(dict):
