@@ -48,6 +48,8 @@ _EVENT_TIMESTAMP = 0x40  # EVENT_HEADER.TimeStamp, counted back from the start o
 # PktGroupId, PktNumber, Appearance, DirTag, PacketType, ComponentId, EdgeId, (FilterId, DropReason,
 # DropLocation), OriginalPayloadSize, LoggedPayloadSize: one call on the hot path.
 _TIMED_HEADER = struct.Struct("<q56xQHHHHHH10xHH").unpack_from
+# ComponentId, OriginalPayloadSize, LoggedPayloadSize: all that counting a packet needs (inspect).
+_COUNTED_FIELDS = struct.Struct("<16xH12xHH").unpack_from
 LINKS = {1: LINK_ETHERNET, 2: LINK_WIFI, 3: LINK_RAW_IP}
 # Component property types (knowledge/pktmon-drop-reasons.yaml, confirmed by the value maps traces embed)
 PROP_IF_INDEX, PROP_MINIPORT_IF_INDEX, PROP_PHYS_ADDRESS, PROP_VMSWITCH_NAME, PROP_IP_ADDRESS = 1, 2, 6, 10, 13
@@ -128,8 +130,11 @@ class PktmonDigest:
         if end - start < _HEADER_SIZE:
             self.malformed += 1
             return False
-        ticks, gid, num, appearance, direction, ptype, comp, edge, size, logged = \
-            _TIMED_HEADER(data, start - _EVENT_TIMESTAMP)
+        if self.track:
+            ticks, gid, num, appearance, direction, ptype, comp, edge, size, logged = \
+                _TIMED_HEADER(data, start - _EVENT_TIMESTAMP)
+        else:
+            comp, size, logged = _COUNTED_FIELDS(data, start)
         if _HEADER_SIZE + logged > end - start:
             self.malformed += 1
             return False
