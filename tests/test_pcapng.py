@@ -122,12 +122,16 @@ def test_bad_output_paths_are_bad_input(tmp_path):
 
 
 @needs_tshark
-def test_one_pcapng_per_finding_for_check(tmp_path):
+def test_one_pcapng_per_finding_for_check(tmp_path, monkeypatch):
     from diag import api
-    from diag.report.pcapng import export_finding_pcaps
+    from diag.report import pcapng
 
     run = api.check(DEMO, db_path=tmp_path / "w.db", out_dir=tmp_path).run
-    written = export_finding_pcaps(DEMO, run, tmp_path / "pcap")
+    passes = []
+    read_packets = pcapng._packets
+    monkeypatch.setattr(pcapng, "_packets", lambda trace: passes.append(1) or read_packets(trace))
+    written = pcapng.export_finding_pcaps(DEMO, run, tmp_path / "pcap")
+    assert len(written) > 2 and len(passes) == 2  # every file from the same two passes over the trace
     assert {"vlan-drops", "mac-spoofing-drops"} <= set(written)
     for rule, truth in (("vlan-drops", "vlan-mismatch"), ("mac-spoofing-drops", "mac-spoofing")):
         expected = next(e["values"]["count"] for e in TRUTH["expect"] if e["finding"] == truth)

@@ -16,7 +16,7 @@ direction]) that an evidence row names: that is how ``--finding`` exports one fi
 Packets whose media type pcapng cannot express (pktmon packet types other than Ethernet, WiFi and
 IP) are not written; they are counted in ``ExportSummary.skipped`` and in the file's section
 comment, never silently left out. The trace is read twice (components and the packets to keep
-first, then the packets), one buffer at a time.
+first, then the packets), one buffer at a time, however many files are written (``export_pcaps``).
 """
 
 from __future__ import annotations
@@ -37,7 +37,8 @@ from diag.decode.wire import WireError
 from diag.errors import BadInputError
 from diag.read import Trace
 
-__all__ = ["ExportSummary", "export_finding_pcaps", "export_pcap", "export_stored_finding", "matches_from_evidence"]
+__all__ = ["ExportSummary", "export_finding_pcaps", "export_pcap", "export_pcaps", "export_stored_finding",
+           "matches_from_evidence"]
 
 FILETIME_UNIX_EPOCH = 116_444_736_000_000_000
 LINKTYPES = {1: 1, 2: 105, 3: 101}  # pktmon PacketType -> pcap LINKTYPE (Ethernet, 802.11, raw IP)
@@ -109,72 +110,98 @@ def export_pcap(
     match: set[tuple] | None = None,
 ) -> ExportSummary:
     """Write the pktmon packets of ``trace_path`` to the pcapng file ``out`` (see the module doc)."""
-    out = Path(out)
+    return export_pcaps(trace_path, {Path(out): match}, drops_only=drops_only)[Path(out)]
+
+
+def export_pcaps(trace_path: str | Path, outputs: dict[Path, set[tuple] | None], *,
+                 drops_only: bool = False) -> dict[Path, ExportSummary]:
+    """Several pcapng files from one trace in the same two passes: ``outputs`` maps each file to
+    its ``match`` (None: every packet). Each file is written whole or not at all."""
+    for out in outputs:
+        _check_destination(out)
+    components: dict[int, dict[str, Any]] = {}
+    keep: dict[Path, set[int] | None] = {out: None if match is None else set() for out, match in outputs.items()}
+    with Trace(trace_path) as trace:
+        for _record, ev in _packets(trace):
+            if isinstance(ev, dict):
+                components[ev["component_id"]] = ev
+            elif ev is not None and ev.dropped:
+                _note_matching_drop(ev, outputs, keep)
+        writers = {out: _PcapngWriter(out, components, trace.header.os_build, drops_only, keep[out]) for out in outputs}
+        try:
+            for record, ev in _packets(trace):
+                if not isinstance(ev, dict):
+                    for writer in writers.values():
+                        writer.add(record, ev)
+            for writer in writers.values():
+                writer.finish(Path(str(trace.path)).name)
+        finally:
+            for writer in writers.values():
+                writer.discard()
+    return {out: writer.summary for out, writer in writers.items()}
+
+
+def _check_destination(out: Path) -> None:
     if out.is_dir():
         raise BadInputError("is a directory; give the pcapng file to write", out)
     if not out.parent.is_dir():
         raise BadInputError("the directory of the pcapng file does not exist", out)
-    components: dict[int, dict[str, Any]] = {}
-    keep_groups: set[int] | None = None if match is None else set()
-    with Trace(trace_path) as trace:
-        os_build = trace.header.os_build
-        reason_names: dict[int, str] = {}
-        for record, ev in _packets(trace):
-            if isinstance(ev, dict):
-                components[ev["component_id"]] = ev
-            elif ev is not None and ev.dropped and keep_groups is not None:
-                direction = knowledge.direction_name(ev.direction)
-                if (ev.component_id, ev.drop_reason) in match or (ev.component_id, ev.drop_reason, direction) in match:
-                    keep_groups.add(ev.pkt_group_id)
-        summary = ExportSummary(path=out, components={i: _component_label(c) for i, c in components.items()})
-        tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-        try:
-            with open(tmp, "wb") as fh:
-                _write(fh, trace, summary, components, os_build, reason_names, drops_only, keep_groups)
-            os.replace(tmp, out)
-        except OSError as exc:
-            tmp.unlink(missing_ok=True)
-            raise BadInputError(f"cannot write the pcapng file ({exc.strerror or exc})", out) from None
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-    return summary
 
 
-def _write(fh: BinaryIO, trace: Trace, summary: ExportSummary, components: dict[int, dict[str, Any]],
-           os_build: int | None, reason_names: dict[int, str], drops_only: bool, keep_groups: set[int] | None) -> None:
-    interfaces: dict[tuple[int, int], int] = {}
-    spool = tempfile.TemporaryFile()  # interfaces and packets; the section header, which counts them, goes first
-    blocks: list[bytes] = []
+def _note_matching_drop(ev: pktmon.PacketEvent, outputs: dict[Path, set[tuple] | None],
+                        keep: dict[Path, set[int] | None]) -> None:
+    """Remember the packet (its PktGroupId) for every output whose match names this drop."""
+    direction = knowledge.direction_name(ev.direction)
+    for out, match in outputs.items():
+        if match is not None and ((ev.component_id, ev.drop_reason) in match
+                                  or (ev.component_id, ev.drop_reason, direction) in match):
+            keep[out].add(ev.pkt_group_id)
 
-    def interface(component_id: int, linktype: int) -> int:
+
+class _PcapngWriter:
+    """One pcapng file: interfaces and packets are spooled to a temporary file, because the section
+    header, which goes first, counts them; ``finish`` writes the file under a temporary name and
+    renames it into place."""
+
+    def __init__(self, out: Path, components: dict[int, dict[str, Any]], os_build: int | None, drops_only: bool,
+                 keep_groups: set[int] | None) -> None:
+        self.out = out
+        self.summary = ExportSummary(path=out, components={i: _component_label(c) for i, c in components.items()})
+        self.components = components
+        self.os_build = os_build
+        self.drops_only = drops_only
+        self.keep_groups = keep_groups
+        self.interfaces: dict[tuple[int, int], int] = {}
+        self.blocks: list[bytes] = []
+        self.spool = tempfile.TemporaryFile()
+
+    def _interface(self, component_id: int, linktype: int) -> int:
         key = (component_id, linktype)
-        if key not in interfaces:
-            comp = components.get(component_id, {})
+        if key not in self.interfaces:
+            comp = self.components.get(component_id, {})
             label = _component_label(comp)
             type_name = knowledge.component_type_name(comp["type"]) if "type" in comp else None
             description = "; ".join(x for x in (comp.get("description"), comp.get("name"), type_name) if x) or label
             options = (_option(2, _text(f"pktmon {component_id}: {label}")) + _option(3, _text(description))
                        + _option(9, bytes([7])) + _option(0, b""))
-            blocks.append(_block(1, struct.pack("<HHI", linktype, 0, 0) + options))
-            interfaces[key] = len(interfaces)
-        return interfaces[key]
+            self.blocks.append(_block(1, struct.pack("<HHI", linktype, 0, 0) + options))
+            self.interfaces[key] = len(self.interfaces)
+        return self.interfaces[key]
 
-    for record, ev in _packets(trace):
-        if isinstance(ev, dict):
-            continue
+    def add(self, record: Any, ev: pktmon.PacketEvent | None) -> None:
+        summary = self.summary
         if ev is None:
             summary.skipped["malformed pktmon packet event"] += 1
-            continue
-        if drops_only and not ev.dropped:
-            continue
-        if keep_groups is not None and ev.pkt_group_id not in keep_groups:
-            continue
+            return
+        if self.drops_only and not ev.dropped:
+            return
+        if self.keep_groups is not None and ev.pkt_group_id not in self.keep_groups:
+            return
         linktype = LINKTYPES.get(ev.packet_type)
         if linktype is None:
             summary.skipped[f"media type {knowledge.packet_type_name(ev.packet_type) or ev.packet_type}"] += 1
-            continue
-        if_id = interface(ev.component_id, linktype)
+            return
+        if_id = self._interface(ev.component_id, linktype)
         ticks = (record.filetime or FILETIME_UNIX_EPOCH) - FILETIME_UNIX_EPOCH
         frame = bytes(ev.frame)
         direction = knowledge.direction_name(ev.direction) or str(ev.direction)
@@ -183,8 +210,8 @@ def _write(fh: BinaryIO, trace: Trace, summary: ExportSummary, components: dict[
                 f"component {ev.component_id}, edge {ev.edge_id}, direction {direction}"
         options = _option(2, struct.pack("<I", flags)) + _option(5, struct.pack("<Q", ev.pkt_group_id))
         if ev.dropped:
-            reason = knowledge.drop_reason_label(ev.drop_reason, os_build)
-            comp_name = _component_label(components.get(ev.component_id, {}))
+            reason = knowledge.drop_reason_label(ev.drop_reason, self.os_build)
+            comp_name = _component_label(self.components.get(ev.component_id, {}))
             options += _option(1, _text(f"pktmon drop: {reason} (reason {ev.drop_reason}, location "
                                         f"0x{ev.drop_location:x}) at component {ev.component_id} ({comp_name}); {where}"))
             options += _option(7, bytes([0]) + struct.pack("<II", ev.drop_reason, ev.drop_location))
@@ -194,23 +221,39 @@ def _write(fh: BinaryIO, trace: Trace, summary: ExportSummary, components: dict[
         options += _option(0, b"")
         epb = struct.pack("<IIIII", if_id, (ticks >> 32) & 0xFFFFFFFF, ticks & 0xFFFFFFFF, len(frame),
                           max(ev.original_size, len(frame))) + frame + b"\0" * (-len(frame) % 4) + options
-        blocks.append(_block(6, epb))
+        self.blocks.append(_block(6, epb))
         summary.packets += 1
-        if len(blocks) >= 1024:
-            spool.write(b"".join(blocks))
-            blocks.clear()
-    spool.write(b"".join(blocks))
-    summary.interfaces = len(interfaces)
-    comment = f"wnvdiag {__version__} evidence export of {Path(str(trace.path)).name}: {summary.packets} packets, " \
-              f"{summary.drops} drops"
-    if summary.skipped:
-        comment += "; not written: " + ", ".join(f"{n} ({why})" for why, n in summary.skipped.items())
-    shb = struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1) + _option(4, _text(f"wnvdiag {__version__}")) \
-        + _option(1, _text(comment)) + _option(0, b"")
-    fh.write(_block(0x0A0D0D0A, shb))
-    spool.seek(0)
-    shutil.copyfileobj(spool, fh, 1 << 20)
-    spool.close()
+        if len(self.blocks) >= 1024:
+            self.spool.write(b"".join(self.blocks))
+            self.blocks.clear()
+
+    def finish(self, trace_name: str) -> None:
+        summary = self.summary
+        self.spool.write(b"".join(self.blocks))
+        self.blocks.clear()
+        summary.interfaces = len(self.interfaces)
+        comment = f"wnvdiag {__version__} evidence export of {trace_name}: {summary.packets} packets, " \
+                  f"{summary.drops} drops"
+        if summary.skipped:
+            comment += "; not written: " + ", ".join(f"{n} ({why})" for why, n in summary.skipped.items())
+        shb = struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1) + _option(4, _text(f"wnvdiag {__version__}")) \
+            + _option(1, _text(comment)) + _option(0, b"")
+        tmp = self.out.with_name(f".{self.out.name}.{os.getpid()}.tmp")
+        try:
+            with open(tmp, "wb") as fh:
+                fh.write(_block(0x0A0D0D0A, shb))
+                self.spool.seek(0)
+                shutil.copyfileobj(self.spool, fh, 1 << 20)
+            os.replace(tmp, self.out)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            raise BadInputError(f"cannot write the pcapng file ({exc.strerror or exc})", self.out) from None
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+
+    def discard(self) -> None:
+        self.spool.close()
 
 
 def export_stored_finding(db_path: str | Path, finding_ref: str, trace_path: str | Path, out: str | Path,
@@ -238,12 +281,14 @@ def export_stored_finding(db_path: str | Path, finding_ref: str, trace_path: str
 
 def export_finding_pcaps(trace_path: str | Path, run: Any, out_dir: str | Path) -> dict[str, ExportSummary]:
     """One pcapng per finding of ``run`` whose evidence names drops: ``wnvdiag-<rule id>.pcapng``
-    in ``out_dir`` (``check --pcap``). Findings without drop evidence get no file."""
+    in ``out_dir`` (``check --pcap``), all from the same two passes over the trace. Findings without
+    drop evidence get no file."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    written: dict[str, ExportSummary] = {}
-    for f in run.findings:
-        match = matches_from_evidence(f.evidence)
-        if match:
-            written[f.rule_id] = export_pcap(trace_path, out / f"wnvdiag-{f.rule_id}.pcapng", match=match)
-    return written
+    wanted = {f.rule_id: (out / f"wnvdiag-{f.rule_id}.pcapng", matches_from_evidence(f.evidence))
+              for f in run.findings}
+    wanted = {rule: (path, match) for rule, (path, match) in wanted.items() if match}
+    if not wanted:
+        return {}
+    summaries = export_pcaps(trace_path, {path: match for path, match in wanted.values()})
+    return {rule: summaries[path] for rule, (path, _match) in wanted.items()}
