@@ -89,6 +89,26 @@ def test_a_nested_or_inside_a_join_misses_matches():
         assert expected > 0 and missed > 0
 
 
+def test_a_choice_between_open_repeats_misses_matches():
+    # guard: the loader refuses such patterns (conditions._choice_between_open_repeats)
+    done = bare_engine("""
+        import re
+        cases = [(".*(ab|cd).*", "abc"), (".*[lv]bf.*", "lbfv"), (".*lbfo.*|.*vfp.*", "mslbfoev")]
+        rules = {"r%d" % i: {"all": [{"m": {"$and": [{"k": i}, {"$mt": {"v": p}}]}}], "run": act}
+                 for i, (p, _) in enumerate(cases)}
+        h = engine.Host({"x": rules})
+        for i, (p, s) in enumerate(cases):
+            try:
+                h.post("x", {"k": i, "v": s})
+            except engine.MessageNotHandledException:
+                pass
+        print(sum(bool(re.fullmatch(p, s)) for p, s in cases), len(fired))
+        """)
+    if not crashed(done):
+        expected, got = map(int, done.stdout.split())
+        assert expected == 3 and got < expected
+
+
 def test_an_ungated_negation_fires_before_the_data_is_complete():
     # guard: the gate pattern first, the gate fact asserted after all data (compile, worker)
     done = bare_engine("""

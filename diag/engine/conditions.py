@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import re
 import types
+import warnings
 from dataclasses import dataclass
 from datetime import date, datetime
 from enum import Enum
@@ -26,6 +27,11 @@ from typing import Any, Literal, Union, get_args, get_origin
 
 from diag.engine.source import DocPath, RuleFileError
 from diag.facts.models import FACT_MODELS, scalar_fields
+
+with warnings.catch_warnings():  # deprecated names of the same modules; fine on 3.11 and 3.12
+    warnings.simplefilter("ignore", DeprecationWarning)
+    import sre_constants
+    import sre_parse
 
 GATE_KIND = "gate"
 RESERVED_FIELDS = frozenset({"id", "sid"})
@@ -384,7 +390,51 @@ def _regex(pattern: Any, where: DocPath) -> str:
         re.compile(pattern)
     except re.error as exc:
         raise RuleFileError(f"regular expression {pattern!r}: {exc}", where) from None
+    if _choice_between_open_repeats(sre_parse.parse(pattern)):
+        raise RuleFileError(f"regular expression {pattern!r}: durable_rules misses matches when a choice (a|b, [ab]) "
+                            "sits between open repeats (.*, +): '.*(ab|cd).*' does not match 'abc'. Test a boolean "
+                            "fact field instead, or write one rule per alternative", where)
     return pattern
+
+
+def _choice_between_open_repeats(items: Any) -> bool:
+    """The regex shapes durable_rules' DFA gets wrong (tests/test_engine_regressions.py shows it):
+    after a full match, a character that starts another alternative makes it forget the match.
+    Refused when a choice has an open repeat before and after it, or an alternative holds one."""
+    items = list(items)
+    for i, (op, arg) in enumerate(items):
+        if op is sre_constants.BRANCH and any(_has_open_repeat(alt) for alt in arg[1]):
+            return True
+        if _has_choice(op, arg) and any(_has_open_repeat([e]) for e in items[:i]) and \
+                any(_has_open_repeat([e]) for e in items[i:]):
+            return True
+        if op is sre_constants.SUBPATTERN and _choice_between_open_repeats(arg[-1]):
+            return True
+    return False
+
+
+def _has_open_repeat(items: Any) -> bool:
+    for op, arg in items:
+        if op in (sre_constants.MAX_REPEAT, sre_constants.MIN_REPEAT):
+            if arg[1] is sre_constants.MAXREPEAT or _has_open_repeat(arg[2]):
+                return True
+        elif op is sre_constants.SUBPATTERN and _has_open_repeat(arg[-1]):
+            return True
+        elif op is sre_constants.BRANCH and any(_has_open_repeat(alt) for alt in arg[1]):
+            return True
+    return False
+
+
+def _has_choice(op: Any, arg: Any) -> bool:
+    if op is sre_constants.BRANCH:
+        return True
+    if op is sre_constants.IN:
+        return len(arg) > 1 or any(item_op is not sre_constants.LITERAL for item_op, _ in arg)
+    if op is sre_constants.SUBPATTERN:
+        return any(_has_choice(o, a) for o, a in arg[-1])
+    if op in (sre_constants.MAX_REPEAT, sre_constants.MIN_REPEAT):
+        return any(_has_choice(o, a) for o, a in arg[2])
+    return False
 
 
 # ---------------------------------------------------------------------------------------------
