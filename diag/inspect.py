@@ -175,6 +175,8 @@ def scan_trace(path: str | Path, progress: Callable[[int, int], None] | None = N
 
 def _scan(trace: Trace, progress: Callable[[int, int], None] | None, builder: FactBuilder | None = None) -> Scan:
     decoder = EventDecoder(trace.header)
+    if builder is not None:
+        decoder.retain = builder.SCHEMA_ONLY_PROVIDERS
     tally = PktmonDigest(clock=trace.clock, track=builder is not None)
     by_header_type: Counter[int] = Counter()
     buffer_types: Counter[int] = Counter()
@@ -237,6 +239,10 @@ def _scan(trace: Trace, progress: Callable[[int, int], None] | None, builder: Fa
                              pktmon_errors.get(event_id, "packet event shorter than its header or logged size"), n)
     trace.stats.records.records = records
     providers, decode_info = _providers(decoder.finish())
+    if builder is not None:  # events read before the schema that describes them (per-CPU buffers)
+        for decoded, record in decoder.replay():
+            builder.event(decoded, record)
+        builder.events_not_replayed(decoder.not_retained)
     summary = TraceSummary(
         path=str(trace.path),
         header=_header_info(trace),

@@ -60,3 +60,51 @@ def test_layouts_agree_with_etl_parser(key):
     theirs = etl_parser_types("Microsoft_Windows_Hyper_V_Netvsc", *key)
     assert theirs is not None
     assert layout_as_etl_parser(netvsc.LAYOUTS[key].fields) == theirs
+
+
+def periods_by_sorting(events: list[tuple[int, str]]) -> list[tuple[str, int, int, int]]:
+    """The reference: sort by time, then group consecutive NBLs of one path."""
+    out: list[list] = []
+    for t, path in sorted(events):
+        if out and out[-1][0] == path:
+            out[-1][2], out[-1][3] = t, out[-1][3] + 1
+        else:
+            out.append([path, t, t, 1])
+    return [tuple(run) for run in out]
+
+
+def interleaved_like_per_cpu_buffers(events: list[tuple[int, str]], cpus: int, buffer_events: int) -> list:
+    """Events as a reader sees them: each processor's events in order, flushed in buffers, buffers interleaved."""
+    per_cpu = [events[i::cpus] for i in range(cpus)]
+    buffers = [chunk[k:k + buffer_events] for chunk in per_cpu for k in range(0, len(chunk), buffer_events)]
+    buffers.sort(key=lambda b: b[-1][0])  # a buffer is written when it fills: by its last event
+    return [e for b in buffers for e in b]
+
+
+@pytest.mark.parametrize("switch_times", [[600], [300, 700], [100, 200, 800]])
+@pytest.mark.parametrize("cpus,buffer_events", [(1, 50), (2, 64), (4, 30)])
+def test_timeline_periods_do_not_depend_on_read_order(switch_times, cpus, buffer_events):
+    from diag.facts.overlay import PathTimeline
+
+    paths = ["vf", "synthetic"]
+    events = [(t * 10, paths[sum(t >= s for s in switch_times) % 2]) for t in range(1000)]
+    timeline = PathTimeline()
+    for t, path in interleaved_like_per_cpu_buffers(events, cpus, buffer_events):
+        timeline.add(t, path)
+    expected = periods_by_sorting(events)
+    assert [tuple(run[:4]) for run in timeline.runs] == expected
+    assert timeline.switches == len(switch_times) and timeline.not_split == 0
+    last_vf, first_synthetic = timeline.fallback()
+    moves = [(a[2], b[1]) for a, b in zip(expected, expected[1:]) if (a[0], b[0]) == ("vf", "synthetic")]
+    assert (last_vf, first_synthetic) == (moves[-1] if moves else (None, None))
+
+
+def test_an_nbl_of_the_other_path_inside_a_period_splits_it():
+    from diag.facts.overlay import PathTimeline
+
+    timeline = PathTimeline()
+    for t in (0, 10, 20, 30, 40):
+        timeline.add(t, "vf")
+    timeline.add(25, "synthetic")
+    assert [(r[0], r[1], r[2]) for r in timeline.runs] == [("vf", 0, 25), ("synthetic", 25, 25), ("vf", 25, 40)]
+    assert sum(r[3] for r in timeline.runs) == 6 and timeline.runs[0][4] and not timeline.runs[1][4]

@@ -595,3 +595,36 @@ def test_cursor_overruns_raise_tdh_error():
         tdh.Cursor(b"a\x00b").wstr()
     assert tdh.Cursor(uuid.UUID(GUID).bytes_le).value(tdh.IN_GUID) == GUID
     assert issubclass(TdhError, ValueError)
+
+
+def test_events_read_before_their_schema_still_become_facts(tmp_path):
+    # Per-processor buffers: the schema of HNS EndpointCreate is written on processor 3 before its
+    # first event there, but processor 0's buffer, holding three failures logged later, comes first
+    # in the file. The failures are counted and must reach the facts.
+    import uuid
+
+    from factscan import scan_facts
+
+    from diag.read import open_trace
+    from diag.synth import hns
+    from diag.synth.trace import TraceBuilder, TraceProfile
+
+    builder = TraceBuilder(TraceProfile(compressed=True, cpu_count=4))
+    builder.describe(hns.LAYOUTS.values())
+    t, network = builder.profile.start_filetime + 10_000_000, uuid.UUID(int=7)
+    builder.add(t, hns.PROVIDER, hns.EVENT_ENDPOINT_CREATE, hns.encode_endpoint_create(
+        endpoint=uuid.UUID(int=1), network=network, address="10.0.0.5"), cpu=3)
+    failures = 3
+    for k in range(failures):
+        builder.add(t + (k + 1) * 10_000_000, hns.PROVIDER, hns.EVENT_ENDPOINT_CREATE, hns.encode_endpoint_create(
+            endpoint=uuid.UUID(int=2 + k), network=network, address="10.0.0.6", hresult=hns.E_NOT_FOUND), cpu=0)
+    path = tmp_path / "early.etl"
+    builder.write(path)
+    with open_trace(path) as trace:  # the precondition, read independently of the decoder
+        order = [r.provider for r in trace.records() if r.provider in (str(hns.PROVIDER), em.PROVIDER)]
+    assert order.index(str(hns.PROVIDER)) < order.index(em.PROVIDER)
+    facts = scan_facts(path).facts
+    (failed,) = [f for f in facts if f.kind == "provider_event" and f.event_name == "EndpointCreate"]
+    assert (failed.status, failed.count) == (hns.E_NOT_FOUND, failures)
+    (coverage,) = [f for f in facts if f.kind == "provider" and f.guid == str(hns.PROVIDER)]
+    assert (coverage.decoded, coverage.not_decoded, coverage.failed) == (failures + 1, 0, 0)

@@ -90,6 +90,24 @@ def test_facts_build_the_compartment_model(tmp_path):
     assert (ports.source, ports.count) == ("TCPIP", 1)
 
 
+def neighbor_state(address: str, old: int, new: int, compartment: int = 2, dl: str = "") -> bytes:
+    dl_bytes = mac(dl) if dl else b""
+    return (u32(16) + u32(4) + ip(address) + u32(len(dl_bytes)) + dl_bytes + u32(old) + u32(new) + u32(9)
+            + u32(compartment))
+
+
+def test_a_neighbour_that_answers_later_is_counted_reachable(tmp_path):
+    # TCPIP_NEIGHBOR_STATE_ValueMap: 1 Incomplete -> 0 Unreachable, then 1 -> 5 Reachable (with its MAC)
+    events = [(1324, 1, neighbor_state("172.23.176.1", 1, 0)), (1324, 1, neighbor_state("172.23.176.1", 0, 1)),
+              (1324, 1, neighbor_state("172.23.176.1", 1, 5, dl="00-15-5D-01-02-03")),
+              (1324, 1, neighbor_state("172.23.176.9", 1, 0)), (1324, 1, neighbor_state("172.23.176.9", 0, 1)),
+              (1324, 1, neighbor_state("172.23.176.9", 1, 0))]
+    kinds = by_kind(scan_facts(write_events(tmp_path / "neighbours.etl", P, events)).facts)
+    found = {n.address: (n.unreachable, n.reachable, n.state, n.mac) for n in kinds["neighbor"]}
+    assert found == {"172.23.176.1": (1, 1, "Reachable", "00-15-5D-01-02-03"),
+                     "172.23.176.9": (2, 0, "Unreachable", None)}
+
+
 @pytest.mark.parametrize("key", sorted(tcpip.LAYOUTS))
 def test_layouts_agree_with_etl_parser(key):
     pytest.importorskip("etl.parsers.etw.Microsoft_Windows_TCPIP")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 
 from factscan import by_kind, scan_facts
-from payloads import counted, etl_parser_types, layout_as_etl_parser, u8, u32, write_events
+from payloads import counted, etl_parser_types, guid, layout_as_etl_parser, u8, u32, write_events, wstr
 from diag.decode import EventDecoder, vmswitch
 from diag.read import open_trace
 
@@ -101,6 +101,26 @@ def test_facts_describe_switch_port_nic_and_drops(tmp_path):
     assert [(s.segment_type, s.value) for s in kinds["segment"]] == [("vsid", 5001)]
 
 
+def test_refused_settings_count_once_and_leave_the_port_as_it_was(tmp_path):
+    """88 carries the settings that were refused: the port keeps the VirtualSubnetId 89 applied. 73 is a
+    VLAN failure, not also a policy failure. 80 is a switch's failure."""
+    path = write_events(tmp_path / "refused.etl", P, [
+        (17, 0, NIC + PORT + SWITCH), (89, 0, PORT + SWITCH + security(0, 0, 0, 0)),
+        (88, 0, PORT + SWITCH + security(0, 0, 0, 5001) + u32(31)),
+        (73, 0, u32(0xC000000D) + PORT + SWITCH + u32(1)),
+        (80, 0, u32(0xC00000BB) + SWITCH + bytes(range(16)) + bytes(range(16, 32)) + u32(1) + u32(1)),
+    ])
+    decoded, stats = decode_all(path)
+    assert stats.errors == 0 and decoded[-1].event_name == "SwitchPolicyFailed"
+    assert (decoded[-1].fields["status"], decoded[-1].fields["operation"]) == (0xC00000BB, 1)
+    kinds = by_kind(scan_facts(path).facts)
+    (port,) = kinds["vport"]
+    assert (port.virtual_subnet_id, port.failures, port.vlan_failures) == (0, 1, 1)
+    assert [s.value for s in kinds.get("segment", []) if s.segment_type == "vsid"] == []
+    (switch,) = kinds["vswitch"]
+    assert switch.failures == 1 and "0xc00000bb" in switch.last_failure
+
+
 @pytest.mark.parametrize("key", sorted(vmswitch.LAYOUTS))
 def test_layouts_agree_with_etl_parser_where_it_has_the_event(key):
     """Field order and widths match etl-parser's generated layout (one byte for BOOL is its known bug)."""
@@ -111,3 +131,88 @@ def test_layouts_agree_with_etl_parser_where_it_has_the_event(key):
     layouts = vmswitch.LAYOUTS[key]
     ours = [layout_as_etl_parser(l.fields) for l in (layouts if isinstance(layouts, tuple) else (layouts,))]
     assert theirs in ours
+
+
+# -- team members (116/117, and the LBFO core's 184/185/187) and RDMA weights (255-257) ---------------
+
+MEMBER_GUID = "0e2ffde1-4ea9-44d5-9a1b-17e231f1bf43"
+SET_SWITCH = counted("SW-GUID") + counted("SETswitch")
+
+
+def team_link(nic: str, friendly: str, nic_index: int, member_guid: str, status: int = 0) -> bytes:
+    """116/117: SwitchName, SwitchFName, NicName, NicFName (counted), NicIndex, NetCfgInstanceId, Status."""
+    return SET_SWITCH + counted(nic) + counted(friendly) + u32(nic_index) + guid(member_guid) + u32(status)
+
+
+def member_nic(member: str) -> bytes:
+    """184/185/187: DriverObject, Member, NUL-terminated UTF-16 (NetMon parser and etl-parser agree)."""
+    return wstr(r"\Driver\vmswitch") + wstr(member)
+
+
+def rdma_weight(weight: int, fail_reason: int = 0, status: int = 0, nic: str = "SMB1") -> bytes:
+    """255-257 (etl-parser): Status, PortName, PortFName, NicName, NicFName, RdmaWeight, FailReason."""
+    return u32(status) + PORT + counted(f"{nic}-NIC") + counted(nic) + u32(weight) + u32(fail_reason)
+
+
+def test_team_member_and_rdma_events_decode(tmp_path):
+    path = write_events(tmp_path / "team.etl", P, [
+        (116, 0, team_link("NIC-A", "pNIC1", 6, MEMBER_GUID)),
+        (117, 0, team_link("NIC-A", "pNIC1", 6, MEMBER_GUID, status=0xC000009D)),
+        (185, 0, member_nic("{0E2FFDE1-4EA9-44D5-9A1B-17E231F1BF43}")),
+        (187, 0, member_nic("{0E2FFDE1-4EA9-44D5-9A1B-17E231F1BF43}")),
+        (256, 0, rdma_weight(100, fail_reason=3, status=1)),
+    ])
+    decoded, stats = decode_all(path)
+    connected, disconnected, core, churn, rdma = (d.fields for d in decoded)
+    assert [d.event_name for d in decoded] == ["TeamMemberConnected", "TeamMemberDisconnected", "MemberNicDisconnected",
+                                        "MemberNicLacpChurnDetected", "PortRdmaWeight"]
+    assert (connected["switch_friendly_name"], connected["nic_name"], connected["nic_friendly_name"],
+            connected["nic_index"], connected["net_cfg_instance_id"], connected["status"]) == \
+        ("SETswitch", "NIC-A", "pNIC1", 6, MEMBER_GUID, 0)
+    assert disconnected["status"] == 0xC000009D
+    assert (core["driver_object"], core["member"]) == (r"\Driver\vmswitch", "{0E2FFDE1-4EA9-44D5-9A1B-17E231F1BF43}")
+    assert churn["member"] == core["member"]
+    assert (rdma["status"], rdma["port_name"], rdma["nic_friendly_name"], rdma["rdma_weight"], rdma["fail_reason"]) == \
+        (1, "5C0B8A4E-PORT", "SMB1", 100, 3)
+    assert stats.errors == 0
+
+
+def test_a_member_that_flaps_is_counted_once_per_change(tmp_path):
+    up, down = team_link("NIC-A", "pNIC1", 6, MEMBER_GUID), team_link("NIC-A", "pNIC1", 6, MEMBER_GUID)
+    core = "{" + MEMBER_GUID.upper() + "}"
+    path = write_events(tmp_path / "flap.etl", P, [
+        (116, 0, up), (116, 0, team_link("NIC-B", "pNIC2", 7, "11111111-2222-3333-4444-555555555555")),
+        (117, 0, down), (185, 0, member_nic(core)),      # one change, reported by the switch and the LBFO core
+        (116, 0, up), (184, 0, member_nic(core)),
+        (117, 0, down), (116, 0, up),
+        (187, 0, member_nic(core)),
+        (185, 0, member_nic("{99999999-0000-0000-0000-000000000001}")),  # an LBFO member the switch never named
+    ])
+    members = {m.member_name: m for m in by_kind(scan_facts(path).facts)["team_member"]}
+    assert set(members) == {"NIC-A", "NIC-B", "{99999999-0000-0000-0000-000000000001}"}
+    a, b, lbfo = members["NIC-A"], members["NIC-B"], members["{99999999-0000-0000-0000-000000000001}"]
+    assert (a.team, a.switch_friendly_name, a.member_friendly_name, a.net_cfg_instance_id, a.nic_index) == \
+        ("SET", "SETswitch", "pNIC1", MEMBER_GUID, 6)
+    assert (a.connects, a.disconnects, a.reconnects, a.state_changes, a.lacp_churn, a.current_state) == \
+        (3, 2, 2, 4, 1, "up")
+    # write_events puts event i at start + i seconds: the first change is event 2, the last event 7
+    assert (a.last_change - a.first_change).total_seconds() == 5
+    assert (b.connects, b.disconnects, b.reconnects, b.state_changes, b.current_state) == (1, 0, 0, 0, "up")
+    assert b.first_change is None
+    assert (lbfo.team, lbfo.switch_name, lbfo.disconnects, lbfo.current_state) == ("LBFO", None, 1, "down")
+
+
+def test_rdma_weight_applied_is_an_offload_and_refused_is_a_port_failure(tmp_path):
+    path = write_events(tmp_path / "rdma.etl", P, [(255, 0, rdma_weight(100))])
+    kinds = by_kind(scan_facts(path).facts)
+    (port,) = kinds["vport"]
+    assert (port.nic_friendly_name, port.rdma_weight, port.failures) == ("SMB1", 100, 0)
+    (offload,) = kinds["offload"]
+    assert (offload.where, offload.offload, offload.value) == ("SMB1 (SMB1-NIC)", "rdma weight", 100)
+
+    path = write_events(tmp_path / "refused.etl", P, [(257, 0, rdma_weight(100, fail_reason=3))])
+    kinds = by_kind(scan_facts(path).facts)
+    (port,) = kinds["vport"]
+    assert (port.rdma_weight, port.failures) == (None, 1)
+    assert port.last_failure == "RDMA weight 100 not applied: FailReason 3, status 0x00000000"
+    assert "offload" not in kinds

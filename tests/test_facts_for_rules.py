@@ -6,7 +6,9 @@ Expected values are written from the inputs built here (addresses, prefixes, MAC
 
 from __future__ import annotations
 
-from diag.facts.network import Address, Component, NatInstance, Offload
+import pytest
+
+from diag.facts.network import Address, Component, IpRoute, NatInstance, Offload
 from diag.facts.overlap import overlap_facts
 from diag.facts.pktmon import PktmonDigest
 from diag.facts.sriov import vf_pair_facts
@@ -33,6 +35,29 @@ def test_overlap_that_meets_via_nat_and_a_shared_switch():
     assert (o.interfaces_a, o.interfaces_b, o.vswitches, o.nat_instances) == ("20", "21", "nat", "ContainerNAT")
 
 
+def route(destination, if_index, compartment, next_hop=None):
+    return IpRoute(destination=destination, if_index=if_index, compartment_id=compartment, next_hop=next_hop,
+                   on_link=next_hop is None)
+
+
+@pytest.mark.parametrize(("routes", "joined"), [
+    ([route("10.0.0.128/25", 20, 2, "10.0.0.1")], True),   # more specific than 10.0.0.0/24: wins for .128-.255
+    ([route("10.0.0.0/24", 21, 3, "10.0.0.254")], True),   # as specific, in the other compartment
+    ([route("10.0.0.0/16", 20, 2, "10.0.0.1")], False),    # less specific: the on-link /24 keeps the overlap
+    ([route("0.0.0.0/0", 20, 2, "10.0.0.1")], False),      # the default route
+    ([route("10.0.0.0/24", 20, 2)], False),                # on-link
+    ([route("10.0.1.0/24", 20, 2, "10.0.0.1")], False),    # outside the overlap
+])
+def test_a_gateway_route_into_the_overlap_joins_the_compartments(routes, joined):
+    facts = [address("10.0.0.11", "10.0.0.0/24", 2, 20), address("10.0.0.140", "10.0.0.0/24", 3, 21),
+             vmnic(10, 2, "l2bridge-a"), vmnic(11, 3, "l2bridge-b"), *routes]
+    (o,) = overlap_facts(facts)
+    assert (o.meets, o.meet_via == "route", o.same_network) == (joined, joined, False)
+    if joined:
+        (r,) = routes
+        assert o.routes == f"{r.compartment_id}: {r.destination} via {r.next_hop} (if {r.if_index})"
+
+
 def test_isolated_tenants_and_one_shared_network_are_told_apart():
     tenants = [address("10.0.0.4", "10.0.0.0/24", 5, 30), address("10.0.0.4", "10.0.0.0/24", 6, 31),
                vmnic(20, 5, "sdn-a", vsid=5001), vmnic(21, 6, "sdn-b", vsid=6001)]
@@ -42,6 +67,18 @@ def test_isolated_tenants_and_one_shared_network_are_told_apart():
                vmnic(10, 2, "nat"), vmnic(11, 3, "nat")]
     (o,) = overlap_facts(one_nat)
     assert o.same_network and o.meets and not o.isolated
+
+
+def test_one_switch_carrying_two_tenants_does_not_join_them_when_their_vsids_differ():
+    # HNV/SDN: every tenant's vmNICs sit on the host's one vSwitch; the VSID keeps them apart
+    tenants = [address("10.0.0.4", "10.0.0.0/24", 5, 30), address("10.0.0.4", "10.0.0.0/24", 6, 31),
+               vmnic(20, 5, "SDNSwitch", vsid=5001), vmnic(21, 6, "SDNSwitch", vsid=6001)]
+    (o,) = overlap_facts(tenants)
+    assert o.isolated and not o.meets and o.meet_via == "" and o.vswitches == "SDNSwitch"
+    assert (o.vsids_a, o.vsids_b) == ("5001", "6001")
+    one_vsid = tenants[:2] + [vmnic(20, 5, "SDNSwitch", vsid=5001), vmnic(21, 6, "SDNSwitch", vsid=5001)]
+    (o,) = overlap_facts(one_vsid)
+    assert o.meet_via == "shared-vswitch" and o.same_network and not o.isolated
 
 
 def test_host_info_only_overlaps_find_their_switch_through_the_vmnic_addresses():

@@ -177,3 +177,17 @@ def test_events_the_builder_cannot_use_are_counted_not_fatal(tmp_path):
     (trace,) = by_kind(builder.facts(None))["trace"]
     assert (trace.event_errors, trace.events_not_used) == (1, 1)
     assert trace.first_error.startswith("Microsoft-Windows-Hyper-V-VmSwitch event 230: KeyError")
+
+
+def test_a_capped_list_field_counts_what_it_left_out(tmp_path):
+    # 70 addresses on one interface of compartment 2: the interface and compartment facts list 64 each,
+    # and the trace fact's not_kept counts the 6 + 6 left out
+    extra = 70
+    events = [(1127, 1, address_event(21, f"10.9.{n // 200}.{n % 200 + 1}", 2)) for n in range(extra)]
+    facts = by_kind(scan_facts(write_events(tmp_path / "many.etl", tcpip.PROVIDER, events)).facts)
+    (iface,) = [i for i in facts["interface"] if i.if_index == 21]
+    (compartment,) = [c for c in facts["compartment"] if c.compartment_id == 2]
+    assert len(iface.addresses) == len(compartment.addresses) == 64
+    assert len(facts["address"]) == extra
+    (span,) = facts["trace"]
+    assert span.not_kept == 2 * (extra - 64)

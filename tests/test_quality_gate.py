@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 
 from diag.engine.quality_gate import apply_quality_gate
 from diag.facts.models import Finding

@@ -13,14 +13,17 @@ truth file or the scenario's design says so (``derived_expectations``), and nowh
 from __future__ import annotations
 
 import json
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 
 from diag.api import check
 from diag.engine import load_rules
+from diag.facts.tables import value_name
 from diag.synth import scenario_names, synthesize
 from diag.synth.scenarios import FINDINGS
+from test_rules_by_drop_reason import REASON_RULES
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -38,9 +41,27 @@ RULE_FOR = {
     "tcp-port-exhaustion": "tcp-port-exhaustion",
     "duplicate-ip-address": "duplicate-ip-address",
     "wnv-lookup-failure": "wnv-lookup-failure",
+    "vmnic-disconnected": "vmnic-disconnected",
+    "vport-deleted": "vport-deleted",
+    "vport-policy-failure": "vport-policy-failures",
+    "vswitch-operation-failure": "vswitch-operation-failures",
+    "mac-moved": "mac-moved-between-ports",
     "trace-events-lost": "trace-incomplete",
     "trace-payload-truncated": "trace-payload-truncated",
     "trace-circular-wrapped": "trace-circular-wrapped",
+    "nat-default-route": "nat-default-route-in-compartment",
+    "neighbor-unreachable": "neighbor-unreachable",
+    "overlapping-subnets-isolated": "overlapping-subnets-isolated",
+    "provider-not-decoded": "provider-not-decoded",
+    "sdn-provider-failure": "sdn-provider-failures",
+    "same-drop-reason-several-components": "same-drop-reason-on-several-components",
+    "drops-in-lossy-trace": "drops-in-lossy-trace",
+    "team-member-flaps": "team-member-flaps",
+    "team-member-down": "team-member-down",
+    "rdma-offload-bypass": "rdma-offload-bypass",
+    "tcp-resets-on-vport": "tcp-resets-on-vport",
+    "tcp-retransmissions-on-vport": "tcp-retransmissions-on-vport",
+    "arp-nd-unanswered": "arp-nd-unanswered",
 }
 
 VMSWITCH_GUID = "67dc0d66-3695-47c0-9642-33f76f7bd7ad"
@@ -52,6 +73,7 @@ WITH_VMNICS = {name for name in scenario_names()} - {"vf-fallback"}
 # path mid-trace (guest trace)": a Mellanox VF and the Hyper-V adapter with one MAC).
 GUESTS_WITH_VF = {"vf-fallback"}
 TCPIP_REASONS = [(601, 615), (901, 1002), (1200, 1232)]
+DESTINATION_DOWN_REASONS = {5, 33, 35, 227, 719}  # media disconnected, NIC disabled, data flow off, vport down...
 
 
 def derived_expectations(name: str, truth: dict) -> set[str]:
@@ -66,15 +88,16 @@ def derived_expectations(name: str, truth: dict) -> set[str]:
         out |= {"drop-rate", "drop-paths"}
     if any(lo <= d["reason"] <= hi for d in truth.get("drops", []) for lo, hi in TCPIP_REASONS):
         out.add("tcpip-drops")
+    if any(d["reason"] in DESTINATION_DOWN_REASONS for d in truth.get("drops", [])):
+        out.add("destination-down-drops")
     return out
 
 
-@pytest.fixture(scope="module")
-def results(tmp_path_factory):
-    base = tmp_path_factory.mktemp("scenarios")
+def check_every_scenario(base, size=None) -> dict:
+    """Each scenario written (at ``size``) and checked: name -> (truth, findings by rule id, result)."""
     out = {}
     for name in scenario_names():
-        written = synthesize(name, base / f"{name}.etl")
+        written = synthesize(name, base / f"{name}.etl", size=size)
         truth = json.loads(written.truth.read_text(encoding="utf-8"))
         run_dir = base / name
         run_dir.mkdir()
@@ -82,6 +105,24 @@ def results(tmp_path_factory):
                        out_dir=run_dir)
         out[name] = (truth, {f.rule_id: f for f in result.run.findings}, result)
     return out
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory):
+    return check_every_scenario(tmp_path_factory.mktemp("scenarios"))
+
+
+# Shipped rules no synthesized scenario fires, and the trace-level test that does fire them.
+FIRED_ELSEWHERE = {
+    "trace-no-packets": "tests/test_rules_samples.py (the real Gobang sample: components, no packets)",
+    **{rule: "tests/test_rules_by_drop_reason.py" for rule in REASON_RULES},
+}
+
+
+def test_every_shipped_rule_fires_on_some_trace(results):
+    rules, _ = load_rules([ROOT / "rules"])
+    fired = set().union(*(set(findings) for _, findings, _ in results.values()))
+    assert {r.id for r in rules} - fired - set(FIRED_ELSEWHERE) == set()
 
 
 def test_every_truth_id_maps_to_a_shipped_rule():
@@ -103,6 +144,24 @@ def test_findings_are_exactly_the_truth(results, name):
     assert set(findings) == expected, f"{name}: missing {expected - set(findings)}, unexpected {set(findings) - expected}"
 
 
+SIZED = 3 << 20  # --size: the scenario's events plus healthy bulk copies
+
+
+@pytest.fixture(scope="module")
+def sized_results(tmp_path_factory):
+    return check_every_scenario(tmp_path_factory.mktemp("sized"), size=SIZED)
+
+
+@pytest.mark.parametrize("name", scenario_names())
+def test_a_sized_scenario_still_has_exactly_its_truth(sized_results, name):
+    # the healthy bulk --size adds (copies of a few packets with new ids and times) must not read as a
+    # problem: no retransmissions, no drops, no undelivered packets
+    truth, findings, result = sized_results[name]
+    assert result.run.failure is None and result.run.rule_errors == []
+    expected = {RULE_FOR[f["finding"]] for f in truth["expect"]} | derived_expectations(name, truth)
+    assert set(findings) == expected, f"{name}: missing {expected - set(findings)}, unexpected {set(findings) - expected}"
+
+
 def rows(finding) -> list[dict]:
     """Evidence rows with the alias prefix dropped (``d.count`` -> ``count``)."""
     return [{k.split(".", 1)[-1]: v for k, v in row.items()} for row in finding.evidence]
@@ -114,6 +173,15 @@ def has_row(finding, **values) -> bool:
 
 def filetime_seconds(ft: int) -> float:
     return ft / 10_000_000
+
+
+def utc_from_filetime(ft: int) -> datetime:
+    """FILETIME (100 ns since 1601) to UTC, truncated to the microsecond as datetimes are."""
+    return datetime(1601, 1, 1, tzinfo=timezone.utc) + timedelta(microseconds=ft // 10)
+
+
+def as_time(value) -> datetime:
+    return value if isinstance(value, datetime) else datetime.fromisoformat(str(value).replace("Z", "+00:00"))
 
 
 def check_values(finding_id: str, values: dict, finding) -> None:
@@ -139,6 +207,8 @@ def check_values(finding_id: str, values: dict, finding) -> None:
         assert row["overlap"] == values["overlap"]
         assert set(row["meet_via"].split(",")) == set(values["meet_via"])
         assert row["source"] == values["source"]
+        for route in values.get("routes", []):  # the route that joins them, named in the evidence
+            assert f"{route['compartment']}: {route['prefix']} via {route['next_hop']}" in row["routes"]
     elif finding_id == "mtu-encapsulation-overhead":
         assert has_row(finding, component_id=values["component_id"], reason_code=values["reason"], count=values["dropped"],
                        offload=f"{values['encapsulation'].lower()} encapsulation")
@@ -147,7 +217,10 @@ def check_values(finding_id: str, values: dict, finding) -> None:
                        iov_weight=values["iov_offload_weight"], packets=values["host_packets_for_vm"], mac=values["mac"])
     elif finding_id == "vf-fallback":
         assert has_row(finding, if_index=values["if_index"], vf_nbls=values["vf_nbls"],
-                       synthetic_nbls=values["synthetic_nbls"], current_path="synthetic")
+                       synthetic_nbls=values["synthetic_nbls"], current_path="synthetic", switches=1)
+        (row,) = ev  # when it switched: the truth's last VF NBL and first synthetic NBL, to the microsecond
+        assert as_time(row["last_vf_nbl"]) == utc_from_filetime(values["last_vf_filetime"])
+        assert as_time(row["fell_back_at"]) == utc_from_filetime(values["first_synthetic_filetime"])
     elif finding_id == "packets-not-delivered":
         assert sum(r["packets"] for r in ev) == values["count"]
         assert has_row(finding, last_component_id=values["last_component_id"], last_edge_id=values["last_edge_id"])
@@ -161,6 +234,37 @@ def check_values(finding_id: str, values: dict, finding) -> None:
     elif finding_id == "wnv-lookup-failure":
         assert has_row(finding, virtual_subnet_id=values["vsid"], count=values["count"], reason_code=values["reason"],
                        reason_name=values["reason_name"])
+    elif finding_id == "vmnic-disconnected":
+        assert len(ev) == values["nics_down"]
+        assert has_row(finding, nic_name=values["nic_name"], nic_friendly_name=values["nic_friendly_name"],
+                       port_name=values["port_name"], switch_name=values["switch_name"],
+                       media_connected=values["media_connected"], operational=values["operational"])
+    elif finding_id == "vport-deleted":
+        assert len(ev) == values["ports_deleted"]
+        assert has_row(finding, port_name=values["port_name"], switch_name=values["switch_name"],
+                       nic_friendly_name=values["nic_friendly_name"], state="deleted")
+    elif finding_id == "vport-policy-failure":
+        assert len(ev) == len(values["ports"])
+        by_port = {r["port_name"]: r for r in ev}
+        for port in values["ports"]:
+            assert has_row(finding, port_name=port["port_name"], nic_friendly_name=port["nic_friendly_name"],
+                           switch_name=port["switch_name"], failures=port["failures"],
+                           vlan_failures=port["vlan_failures"]), (port, ev)
+            last = by_port[port["port_name"]]["last_failure"]
+            if "status" in port:
+                assert f"0x{port['status']:08x}" in last.lower()
+            if "fail_reason" in port:  # named by the shipped event catalogue (the NetMon parser's value map)
+                assert value_name("vmswitch", "policy_fail_reason", port["fail_reason"]) in last
+    elif finding_id == "vswitch-operation-failure":
+        (row,) = ev
+        assert (row["switch_name"], row["friendly_name"], row["failures"]) == \
+            (values["switch_name"], values["friendly_name"], values["failures"])
+        assert values["event"] in row["last_failure"] and f"0x{values['status']:08x}" in row["last_failure"].lower()
+    elif finding_id == "mac-moved":
+        assert len(ev) == len(values["moves"])
+        for move in values["moves"]:
+            assert has_row(finding, mac=values["mac"], from_port=move["from_port"], to_port=move["to_port"],
+                           count=move["count"], prevented=values["prevented"]), (move, ev)
     elif finding_id == "trace-events-lost":
         assert has_row(finding, events_lost=values["events_lost"])
     elif finding_id == "trace-payload-truncated":
@@ -172,6 +276,65 @@ def check_values(finding_id: str, values: dict, finding) -> None:
         # packet is at or after it, within a packet interval or so (the scenario sends 50 packets/s)
         cut = filetime_seconds(values["first_event_filetime"] - values["start_filetime"])
         assert cut - 1e-6 <= row["first_packet_delay_seconds"] < cut + 0.5
+    elif finding_id == "nat-default-route":
+        (row,) = ev  # only the compartment WinNat named
+        assert (row["compartment_id"], row["interfaces"], row["nat_default_route"]) == \
+            (values["compartment"], values["interfaces_in_compartment"], True)
+    elif finding_id == "neighbor-unreachable":
+        got = sorted((r["address"], r["if_index"], r["compartment_id"], r["unreachable"], r["reachable"], r["state"])
+                     for r in ev)
+        assert got == sorted((n["address"], n["interface"], n["compartment"], n["unreachable"], 0, "Unreachable")
+                             for n in values["neighbors"]), ev
+    elif finding_id == "overlapping-subnets-isolated":
+        (row,) = ev
+        assert [row["compartment_a"], row["compartment_b"]] == values["compartments"]
+        assert [row["prefix_a"], row["prefix_b"]] == values["prefixes"] and row["overlap"] == values["overlap"]
+        assert [row["vsids_a"], row["vsids_b"]] == [str(v) for v in values["vsids"]]
+        assert row["source"] == values["source"]
+    elif finding_id == "provider-not-decoded":
+        keys = ("name", "guid", "status", "events", "decoded", "not_decoded")
+        assert sorted(tuple(r[k] for k in keys) for r in ev) == sorted(tuple(p[k] for k in keys)
+                                                                       for p in values["providers"]), ev
+    elif finding_id == "sdn-provider-failure":
+        keys = ("provider", "event_name", "event_id", "status", "count")
+        assert sorted((tuple(r[k] for k in keys) for r in ev), key=str) == \
+            sorted((tuple(e[k] for k in keys) for e in values["events"]), key=str), ev
+    elif finding_id == "same-drop-reason-several-components":
+        raw = finding.evidence  # a.* and b.* are the two components of a pair: keep the prefixes
+        ids = sorted(c["component_id"] for c in values["components"])
+        assert sorted((r["a.component_id"], r["b.component_id"]) for r in raw) == \
+            [(a, b) for i, a in enumerate(ids) for b in ids[i + 1:]]
+        assert {(r["a.reason_code"], r["a.reason_name"]) for r in raw} == {(values["reason"], values["reason_name"])}
+        counts = {r["a.component_id"]: r["a.count"] for r in raw} | {r["b.component_id"]: r["b.count"] for r in raw}
+        assert counts == {c["component_id"]: c["count"] for c in values["components"]}
+    elif finding_id == "drops-in-lossy-trace":
+        got = sorted((r["events_lost"], r["buffers_lost"], r["component_id"], r["reason_code"], r["count"]) for r in ev)
+        assert got == sorted((values["events_lost"], values["buffers_lost"], g["component_id"], g["reason"], g["count"])
+                             for g in values["groups"])
+    elif finding_id in ("team-member-flaps", "team-member-down"):
+        (row,) = [r for r in ev if r["member_name"] == values["member"]]
+        assert (row["switch_friendly_name"], row["member_friendly_name"], row["net_cfg_instance_id"], row["team"]) == \
+            (values["switch"], values["member_friendly_name"], values["net_cfg_instance_id"], "SET")
+        assert (row["disconnects"], row["reconnects"], row["current_state"]) == \
+            (values["disconnects"], values["reconnects"], values["current_state"])
+        if finding_id == "team-member-flaps":
+            assert as_time(row["first_change"]) == utc_from_filetime(values["first_change_filetime"])
+            assert as_time(row["last_change"]) == utc_from_filetime(values["last_change_filetime"])
+        else:
+            assert as_time(row["last_change"]) == utc_from_filetime(values["down_since_filetime"])
+    elif finding_id == "rdma-offload-bypass":
+        assert has_row(finding, port_name=values["port"], nic_name=values["nic"],
+                       nic_friendly_name=values["nic_friendly_name"], rdma_weight=values["rdma_weight"])
+        assert all(r["packet_events"] > 0 for r in ev)
+    elif finding_id in ("tcp-resets-on-vport", "tcp-retransmissions-on-vport"):
+        # only the vmNIC the scenario wrote the resets / repeated segments for, with the counts it wrote
+        assert [r["component_id"] for r in ev] == [values["component_id"]], ev
+        assert has_row(finding, **values), (values, ev)
+    elif finding_id == "arp-nd-unanswered":
+        got = sorted((r["protocol"], r["target"], r["requester_mac"].lower(), r["component_id"], r["requests"],
+                      r["answers"]) for r in ev)
+        assert got == sorted((u["protocol"], u["target"], u["requester_mac"].lower(), u["component_id"],
+                              u["requests"], 0) for u in values["unanswered"]), ev
     else:  # a new truth id must get its key-value check here
         raise AssertionError(f"no key-value check for {finding_id}")
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from collections.abc import Iterator
 from typing import Any
 
 from diag.decode import catalogue, eventmetadata, ndiscap, netvsc, pktmon, tcpip, tracelogging, vmswitch, winnat, wnv
@@ -89,7 +90,14 @@ class EventDecoder:
     buffers are written per CPU. An event seen before its schema is counted as "no layout" until
     ``finish()``; then, if the schema did arrive, the first such event (kept as a copy) is decoded to
     check the schema, and the rest are counted with it.
+
+    A caller that needs those early events themselves (the fact builder, for providers only a trace
+    schema describes) names their providers in ``retain``: copies of their undecoded events are kept,
+    up to ``RETAIN_BYTES`` in all, and ``replay()`` decodes them after ``finish()``. Events past the
+    budget are counted in ``not_retained``.
     """
+
+    RETAIN_BYTES = 16 << 20
 
     def __init__(self, header: LogfileHeader | None = None) -> None:
         self.header = header
@@ -100,6 +108,10 @@ class EventDecoder:
         # until the trace teaches a new schema the answer cannot change, so they are only counted.
         self._no_layout: dict[tuple[str, int, int], int] = {}
         self._generation = 0
+        self.retain: frozenset[str] = frozenset()
+        self._retained: list[Record] = []
+        self._retained_bytes = 0
+        self.not_retained = 0
 
     def learn(self, record: Record) -> None:
         """Feed every record through here first: EventMetadata records teach later decodes."""
@@ -147,6 +159,8 @@ class EventDecoder:
             self._no_layout[key] = self._generation
             if key not in self._early:
                 self._early[key] = record.detached()
+            if record.provider in self.retain:
+                self._retain(record)
             return None
         outcome.decoded += 1
         outcome.layer, outcome.name = decoded.layer, decoded.event_name
@@ -182,6 +196,25 @@ class EventDecoder:
                 outcome.layer, outcome.name = decoded.layer, decoded.event_name
         self._early.clear()
         return self.stats
+
+    def _retain(self, record: Record) -> None:
+        if self._retained_bytes + record.size > self.RETAIN_BYTES:
+            self.not_retained += 1
+            return
+        self._retained.append(record.detached())
+        self._retained_bytes += record.size
+
+    def replay(self) -> Iterator[tuple[Decoded, Record]]:
+        """The retained early events that decode now that every schema is known (after ``finish()``;
+        ``finish`` has counted them already). Each is handed out once."""
+        retained, self._retained, self._retained_bytes = self._retained, [], 0
+        for record in retained:
+            try:
+                decoded = self._decode(record, record.provider, record.event_id, record.version)
+            except (WireError, ValueError):
+                continue
+            if decoded is not None:
+                yield decoded, record
 
     def _decode(self, record: Record, provider: str, event_id: int, version: int) -> Decoded | None:
         if provider == eventmetadata.PROVIDER:

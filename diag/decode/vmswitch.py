@@ -9,6 +9,14 @@ Sources of the layouts and event names (no real sample carries this provider):
   plus ``Flags``/``OwnerService`` on switch and port lifecycle events, and events after 200 (230
   NVGRE/VXLAN). It types the names as raw bytes and BOOLs as one byte.
 
+Events 184-187 (a teaming member NIC connected / disconnected / LACP churn): the NetMon parser's
+``SYS_EVENT_NIC_*`` structs (``UnicodeString DriverObject, Member``, NUL-terminated), which it lists
+with the LBFO/LACP events 152-183 (172: "MsLbfoProvider driver is unloading"); etl-parser has the same
+two ``WString`` fields. Events 255-257 (a port's RDMA weight): etl-parser only (Status, port and NIC
+names, RdmaWeight, FailReason); no public source names the three ids apart, so they share one name.
+Not here: 152-183 (members by GUID or pointer only) and 206-214/229/231 (SET settings, no public
+event names or messages): the catalogue layer decodes them from etl-parser.
+
 Where the two disagree, both layouts are kept and the one that consumes the payload exactly is used
 (``fields.ProviderLayouts``). Counted strings are read as characters first and, if the event does
 not fit that way, as bytes (the unit that fitted is reported as ``string_units``).
@@ -51,6 +59,8 @@ _ACL = (("direction", "u32"), ("applicability", "u32"), ("acl_type", "u32"), ("a
 _OFFLOAD = (("ipsec_offload_limit", "u32"), ("vmq_offload_weight", "u32"), ("iov_offload_weight", "u32"),
             ("queue_pairs", "u32"), ("interrupt_moderation", "u32"))
 _TEAM_MEMBER = SWITCH + NIC + (("nic_index", "u32"), ("net_cfg_instance_id", "guid"), ("status", "u32"))
+_MEMBER_NIC = (("driver_object", "wstr"), ("member", "wstr"))
+_RDMA_WEIGHT = STATUS + PORT + NIC + (("rdma_weight", "u32"), ("fail_reason", "u32"))
 
 
 def _with_and_without(name: str, base: tuple, extra: tuple) -> tuple[Layout, Layout]:
@@ -110,6 +120,8 @@ LAYOUTS: dict[tuple[int, int], Layout | tuple[Layout, ...]] = {
     (70, 0): Layout("PortDeleteFailed", STATUS + PORT + SWITCH + UNIQUE),
     (71, 0): _with_and_without("PortDeleteComplete", PORT + SWITCH, FLAGS),
     (73, 0): Layout("PortVlanSetFailed", STATUS + PORT + SWITCH + UNIQUE),
+    (80, 0): Layout("SwitchPolicyFailed", STATUS + SWITCH + (("property_id", "guid"), ("instance_id", "guid"))
+                    + UNIQUE + (("operation", "u32"),)),
     (88, 0): (Layout("PortSecurityPolicyFailed", PORT + SWITCH + _security("bool32") + (("fail_reason", "u32"),)),
               Layout("PortSecurityPolicyFailed", PORT + SWITCH + _security("bool8") + (("fail_reason", "u32"),))),
     (89, 0): (Layout("PortSecurityPolicy", PORT + SWITCH + _security("bool32")),
@@ -124,9 +136,13 @@ LAYOUTS: dict[tuple[int, int], Layout | tuple[Layout, ...]] = {
     (116, 0): Layout("TeamMemberConnected", _TEAM_MEMBER),
     (117, 0): Layout("TeamMemberDisconnected", _TEAM_MEMBER),
     (118, 0): Layout("TeamConfiguration", SWITCH + NIC + (("configuration_type", "u32"),)),
+    (184, 0): Layout("MemberNicConnected", _MEMBER_NIC),
+    (185, 0): Layout("MemberNicDisconnected", _MEMBER_NIC),
+    (187, 0): Layout("MemberNicLacpChurnDetected", _MEMBER_NIC),
     (197, 0): Layout("MacVlanFilterFailed", (("vlan_id", "u32"),) + NIC + (("fail_reason", "u32"),)),
     (230, 0): (Layout("EncapsulationOffload", SWITCH + (("nvgre_enabled", "bool32"), ("vxlan_enabled", "bool32"))),
                Layout("EncapsulationOffload", SWITCH + (("nvgre_enabled", "bool8"), ("vxlan_enabled", "bool8")))),
+    **{(event_id, 0): Layout("PortRdmaWeight", _RDMA_WEIGHT) for event_id in (255, 256, 257)},
 }
 
 _PROVIDER = ProviderLayouts(LAYOUTS, NAME, string_units=("chars", "bytes"))

@@ -6,7 +6,7 @@ from typing import Any
 
 from diag.decode import ndiscap
 from diag.decode.frames import DEPTH_NETWORK, decode, flow_key, key_text
-from diag.facts.evidence import Bounded, when
+from diag.facts.evidence import Bounded, Cuts, when
 from diag.facts.network import CapturePoint, Flow, Offload, Segment
 
 SOURCE = "NDIS-PacketCapture"
@@ -17,6 +17,7 @@ ETHERNET_MAX = 1518  # 1500 bytes of payload, Ethernet header and one 802.1Q tag
 
 class CaptureCollector:
     def __init__(self) -> None:
+        self.cuts = Cuts()  # what capped list fields of the facts left out
         self.points: Bounded = Bounded(MAX_POINTS)
         self.flows: dict[tuple, list] = {}
         self.flows_pruned = 0
@@ -74,7 +75,7 @@ class CaptureCollector:
                                     source_port_name=p["port"], nic_name=p["nic"], nic_type=p["nic_type"],
                                     link_type=p["link"], packets_in=p["in"], packets_out=p["out"],
                                     packets_unknown_direction=p["unknown"], bytes=p["bytes"], truncated=p["truncated"],
-                                    large_send_frames=p["lso"], vlans=sorted(p["vlans"])[:64]))
+                                    large_send_frames=p["lso"], vlans=self.cuts.cap(sorted(p["vlans"]))))
             if p["lso"]:
                 out.append(Offload(where=p["nic"] or p["port"] or f"IfIndex {lower}", offload="large send (LSO)",
                                    value=True, count=p["lso"], source=SOURCE))
@@ -88,7 +89,7 @@ class CaptureCollector:
         return out
 
     def segments(self) -> list[Segment]:
-        return [Segment(segment_type="vlan", value=vlan, seen_on=sorted(where)[:64], sources=[SOURCE],
+        return [Segment(segment_type="vlan", value=vlan, seen_on=self.cuts.cap(sorted(where)), sources=[SOURCE],
                         packets=self.vlan_packets.get(vlan, 0)) for vlan, where in sorted(self.vlans.items())]
 
 

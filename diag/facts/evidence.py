@@ -121,3 +121,23 @@ class Bounded(dict):
                 return None
             value = self[key] = factory()
         return value
+
+
+LIST_LIMIT = 64  # items of one list field of a fact (addresses, gateways, ports a segment is seen on...)
+
+
+class Cuts:
+    """What capped list fields of facts left out, counted: it ends up in the trace fact's ``not_kept``."""
+
+    __slots__ = ("count",)
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def cap(self, items: Any, limit: int = LIST_LIMIT) -> list:
+        """The first ``limit`` of ``items`` as a list; the rest is counted."""
+        items = list(items)
+        if len(items) > limit:
+            self.count += len(items) - limit
+            del items[limit:]
+        return items

@@ -13,6 +13,9 @@ from diag.facts.tables import value_name
 
 SOURCE = "TCPIP"
 ADDRESS_STATES = {1127: None, 1128: "deleted", 1114: None, 1116: "tentative"}
+# TCPIP_NEIGHBOR_STATE_ValueMap: 0 Unreachable; 5 Reachable and 6 Permanent mean the neighbour answered
+# (or needs no answer). Incomplete, Probe, Delay and Stale say neither.
+NEIGHBOR_UNREACHABLE, NEIGHBOR_ANSWERED = 0, frozenset({5, 6})
 
 
 class TcpipCollector:
@@ -81,12 +84,17 @@ def _neighbor(self: TcpipCollector, event_id: int, f: dict, record: Any, ev: dic
     if event_id == 1324:
         state = value_name("tcpip", "neighbor_state", f["new_state"])
         self.model.neighbor(f.get("ip_address"), if_index=f["interface"], compartment_id=f.get("compartment_id"),
-                            mac=f.get("dl_address"), state=state, reachable=None if f["new_state"] != 0 else False,
-                            evidence=ev)
+                            mac=f.get("dl_address"), state=state, reachable=_reachability(f["new_state"]), evidence=ev)
         return
     self.model.neighbor(f.get("address"), if_index=f["interface"], mac=f.get("dl_address"),
                         state="Reachable" if event_id == 1149 else "Unreachable", reachable=event_id == 1149,
                         evidence=ev)
+
+
+def _reachability(new_state: int) -> bool | None:
+    if new_state == NEIGHBOR_UNREACHABLE:
+        return False
+    return True if new_state in NEIGHBOR_ANSWERED else None
 
 
 def _drops(self: TcpipCollector, event_id: int, f: dict, record: Any, ev: dict) -> None:

@@ -6,7 +6,7 @@ import ipaddress
 from typing import Any
 
 from diag.decode.frames import PROTOCOLS
-from diag.facts.evidence import Bounded, Span, keep, pointer, when
+from diag.facts.evidence import Bounded, Cuts, Span, keep, pointer, when
 from diag.facts.netmodel import NetworkModel
 from diag.facts.network import NatInstance, PortExhaustion, ProviderDrop
 
@@ -15,6 +15,7 @@ SOURCE = "WinNat"
 
 class NatCollector:
     def __init__(self, model: NetworkModel) -> None:
+        self.cuts = Cuts()  # what capped list fields of the facts left out
         self.model = model
         self.instances: Bounded = Bounded(256)
         self.drops: Bounded = Bounded(1024)
@@ -83,7 +84,7 @@ class NatCollector:
         out: list = []
         for name, i in sorted(self.instances.items()):
             out.append(NatInstance(instance_name=name, prefix=i["prefix"], compartment_id=i["compartment_id"],
-                                   external_if_index=i["external_if_index"], internal_addresses=sorted(i["internal"])[:64],
+                                   external_if_index=i["external_if_index"], internal_addresses=self.cuts.cap(sorted(i["internal"])),
                                    sessions_created=i["created"], sessions_timed_out=i["timed_out"],
                                    port_pool_exhausted=i["exhausted"], errors=i["errors"], evidence=i["evidence"]))
         for (where, code, reason), (span, evidence) in self.drops.items():

@@ -13,8 +13,8 @@ from __future__ import annotations
 import ipaddress
 from typing import Any
 
-from diag.facts.evidence import Bounded, keep
-from diag.facts.network import Address, Compartment, DadFailure, Interface, Neighbor, Subnet
+from diag.facts.evidence import Bounded, Cuts, keep
+from diag.facts.network import Address, Compartment, DadFailure, Interface, IpRoute, Neighbor, Subnet
 
 MAX_ENTRIES = 4096
 MAX_OVERLAP_FACTS = 256
@@ -31,6 +31,7 @@ def _plain(address: str) -> str:
 
 class NetworkModel:
     def __init__(self) -> None:
+        self.cuts = Cuts()  # what capped list fields of the facts left out
         self.interfaces: Bounded = Bounded(MAX_ENTRIES)
         self.compartments: Bounded = Bounded(MAX_ENTRIES)
         self.addresses: Bounded = Bounded(MAX_ENTRIES)
@@ -144,7 +145,17 @@ class NetworkModel:
     def facts(self) -> list:
         addresses = self._address_facts()
         return [*self._compartment_facts(addresses), *self._interface_facts(addresses), *addresses,
-                *self._subnet_facts(addresses), *self._neighbor_facts()]
+                *self._subnet_facts(addresses), *self._route_facts(), *self._neighbor_facts()]
+
+    def _route_facts(self) -> list[IpRoute]:
+        out = []
+        for (if_index, network), next_hop in sorted(self.routes.items(), key=lambda item: (item[0][0], str(item[0][1]))):
+            hop = ipaddress.ip_address(next_hop) if next_hop else None
+            gateway = str(hop) if hop is not None and not hop.is_unspecified else None
+            iface = self.interfaces.get(if_index)
+            out.append(IpRoute(destination=str(network), if_index=if_index, next_hop=gateway, on_link=gateway is None,
+                               compartment_id=iface["compartment_id"] if iface else None))
+        return out
 
     @staticmethod
     def _prefix(address: str, networks: list) -> int | None:
@@ -188,7 +199,7 @@ class NetworkModel:
         for if_index, entry in sorted(self.interfaces.items()):
             out.append(Interface(if_index=if_index, alias=entry["alias"], description=entry["description"],
                                  compartment_id=entry["compartment_id"], mac=entry["mac"], connected=entry["connected"],
-                                 addresses=by_if.get(if_index, [])[:64], sources=sorted(entry["sources"]),
+                                 addresses=self.cuts.cap(by_if.get(if_index, [])), sources=sorted(entry["sources"]),
                                  evidence=entry["evidence"]))
         return out
 
@@ -204,16 +215,16 @@ class NetworkModel:
         out = []
         for compartment_id, entry in sorted(self.compartments.items()):
             out.append(Compartment(compartment_id=compartment_id, interfaces=interfaces.get(compartment_id, 0),
-                                   addresses=sorted(set(by_compartment.get(compartment_id, [])))[:64],
-                                   sources=sorted(entry["sources"]), default_gateways=sorted(entry["gateways"])[:64],
+                                   addresses=self.cuts.cap(sorted(set(by_compartment.get(compartment_id, [])))),
+                                   sources=sorted(entry["sources"]), default_gateways=self.cuts.cap(sorted(entry["gateways"])),
                                    nat_default_route=entry["nat_default"]))
         return out
 
     def _subnet_facts(self, addresses: list[Address]) -> list[Subnet]:
         """Every subnet an address lies in or a source declared, with the compartments of its addresses."""
         networks = {ipaddress.ip_network(a.subnet) for a in addresses if a.subnet} | set(self.prefixes)
-        networks = sorted((n for n in networks if not n.is_link_local and 0 < n.prefixlen < n.max_prefixlen),
-                          key=str)[:MAX_OVERLAP_FACTS]
+        networks = self.cuts.cap(sorted((n for n in networks if not n.is_link_local and 0 < n.prefixlen < n.max_prefixlen),
+                                        key=str), MAX_OVERLAP_FACTS)
         located = [(ipaddress.ip_address(a.address), a.compartment_id) for a in addresses]
         subnets: dict[str, dict[str, Any]] = {}
         for network in networks:
@@ -223,7 +234,7 @@ class NetworkModel:
         overlaps = self._overlaps(subnets, {s: ipaddress.ip_network(s) for s in subnets})
         return [Subnet(subnet=s, family=e["family"], compartments=sorted(e["compartments"]),
                        compartment_count=len(e["compartments"]), addresses=e["addresses"],
-                       overlaps=sorted(overlaps.get(s, set()))[:64],
+                       overlaps=self.cuts.cap(sorted(overlaps.get(s, set()))),
                        overlapping=len(e["compartments"]) > 1 or bool(overlaps.get(s)))
                 for s, e in sorted(subnets.items())]
 

@@ -66,6 +66,8 @@ class ProviderCoverage(Fact):
     not_decoded: Count
     failed: Count
     first_error: str | None = None
+    networking: bool = Field(False, description="a provider of the host's networking stack (LBFO, HNS, VFP, vSwitch, "
+                                                "NetVsc, TCPIP, WinNat, WNV, NDIS, pktmon, VMMS), by its name")
 
 
 class Component(Fact):
@@ -126,6 +128,7 @@ class VPort(Fact):
     acl_rules: Count = 0
     vmq_weight: int | None = None
     iov_weight: int | None = None
+    rdma_weight: int | None = Field(None, description="RdmaWeight applied without a FailReason (VmSwitch 255-257)")
     vlan_failures: Count = 0
     failures: Count = 0
     last_failure: str | None = None
@@ -146,6 +149,32 @@ class VNic(Fact):
     vlan_filter_failures: Count = 0
     failures: Count = 0
     last_failure: str | None = None
+    evidence: Evidence = []
+
+
+class TeamMember(Fact):
+    """A NIC team member (SET member of a vSwitch, or a member NIC of the LBFO core) and its link changes.
+
+    ``disconnects`` counts changes to down, ``reconnects`` changes from down back to up; an event that
+    repeats the state the member is already in (two sources reporting one change) changes nothing."""
+
+    kind: Literal["team_member"] = "team_member"
+    member_name: str
+    member_friendly_name: str | None = None
+    switch_name: str | None = None
+    switch_friendly_name: str | None = None
+    team: Literal["SET", "LBFO"]
+    net_cfg_instance_id: str | None = None
+    nic_index: int | None = None
+    connects: Count = Field(0, description="reports of the member coming up (the first may be its starting state)")
+    disconnects: Count = 0
+    reconnects: Count = 0
+    state_changes: Count = 0
+    lacp_churn: Count = Field(0, description="LACP churn detected on the member (VmSwitch 187)")
+    first_change: datetime | None = None
+    last_change: datetime | None = None
+    current_state: Literal["up", "down", "unknown"] = "unknown"
+    last_status: int | None = None
     evidence: Evidence = []
 
 
@@ -261,6 +290,58 @@ class Flow(Fact):
     last_seen: datetime | None = None
 
 
+class VPortTcp(Fact):
+    """TCP in the frames of the flows one vmNIC carried (pktmon), and its share of the host's resets and
+    retransmissions. A frame is the vmNIC's when its source MAC (sent) or destination MAC (received) is
+    the vmNIC's PhysAddress. A retransmission is a data segment whose (flow, seq, length) another packet
+    carried at least 1 ms apart, among the flow's last 64 segments (diag/facts/tcp.py)."""
+
+    kind: Literal["vport_tcp"] = "vport_tcp"
+    component_id: int
+    component_name: str
+    mac: str
+    tcp_packets: Count
+    connection_attempts: Count = Field(0, description="SYN without ACK")
+    resets: Count = 0
+    resets_sent: Count = 0
+    resets_received: Count = 0
+    data_segments: Count = 0
+    retransmissions: Count = 0
+    retransmissions_sent: Count = 0
+    retransmissions_received: Count = 0
+    retransmission_percent: float = Field(0.0, description="retransmissions, % of this vmNIC's data segments")
+    reset_share_percent: float = Field(0.0, description="this vmNIC's resets, % of the host's")
+    retransmission_share_percent: float = Field(0.0, description="this vmNIC's retransmissions, % of the host's")
+    host_tcp_packets: Count = 0
+    host_resets: Count = 0
+    host_retransmissions: Count = 0
+    host_tcp_not_analysed: Count = Field(0, description="TCP frames whose headers could not be read at fixed offsets "
+                                                        "(overlay inner frames, IPv6 extension headers, cut short)")
+    host_flows_let_go: Count = Field(0, description="TCP flows whose recent segments were let go (flow table full): "
+                                                    "their counts are kept; a retransmission across that is not seen")
+
+
+class NeighborRequests(Fact):
+    """ARP requests or IPv6 Neighbor Solicitations for one target from one requester, seen in pktmon frames,
+    and the answers (ARP replies / Neighbor Advertisements) seen for that target from anyone. Gratuitous
+    ARP, ARP probes and DAD solicitations expect no answer and are not counted here."""
+
+    kind: Literal["neighbor_requests"] = "neighbor_requests"
+    protocol: Literal["ARP", "ND"]
+    target: str
+    requester_mac: str
+    component_id: int = Field(description="the requester's vmNIC, else the component of the first request's "
+                                          "first snapshot")
+    component_name: str
+    vmnic: bool = False
+    requests: Annotated[int, Field(ge=1)]
+    answers: Count = 0
+    answers_complete: bool = Field(True, description="False when the table of answered targets was full")
+    first_request: datetime | None = None
+    last_request: datetime | None = None
+    span_seconds: float | None = None
+
+
 class Compartment(Fact):
     """A network compartment (the seed's "VLAN inside Windows"): its interfaces and addresses."""
 
@@ -286,6 +367,17 @@ class Interface(Fact):
     addresses: Names = []
     sources: Names = []
     evidence: Evidence = []
+
+
+class IpRoute(Fact):
+    """An IP route of a compartment (TCPIP 1145): destination prefix, interface and next hop."""
+
+    kind: Literal["ip_route"] = "ip_route"
+    destination: str
+    if_index: int
+    compartment_id: int | None = None
+    next_hop: str | None = None
+    on_link: bool = Field(True, description="no gateway: the destination is on the interface's own link")
 
 
 class Address(Fact):
@@ -364,6 +456,10 @@ class DataPath(Fact):
     switches: Count = 0
     current_path: str | None = None
     periods: Annotated[list[dict[str, Scalar]], Field(max_length=16)] = []
+    periods_not_kept: Count = Field(0, description="periods between the first and the 15 most recent, not listed")
+    nbls_not_placed: Count = Field(0, description="NBLs counted in a period of the other path (timeline full)")
+    last_vf_nbl: datetime | None = Field(None, description="the last VF NBL before the last move to the synthetic path")
+    fell_back_at: datetime | None = Field(None, description="the first synthetic NBL after it")
     vf_bind_failures: Count = 0
     evidence: Evidence = []
 
@@ -474,8 +570,9 @@ class ProviderEvent(Fact):
 
 
 MODELS: tuple[type[Fact], ...] = (
-    TraceSpan, ProviderCoverage, Component, VSwitch, VPort, VNic, MacMove, ProviderDrop, DropRate, PacketPath,
-    PacketRoute, Flow, Compartment, Interface, Address, Subnet, Segment, Neighbor, DadFailure, DataPath, Offload,
+    TraceSpan, ProviderCoverage, Component, VSwitch, VPort, VNic, TeamMember, MacMove, ProviderDrop, DropRate,
+    PacketPath, PacketRoute, Flow, VPortTcp, NeighborRequests,
+    Compartment, Interface, IpRoute, Address, Subnet, Segment, Neighbor, DadFailure, DataPath, Offload,
     NatInstance, WnvLookup, WnvPolicy, PortExhaustion, CapturePoint, ProviderEvent, SubnetOverlap, VfPair,
 )
 NETWORK_FACT_MODELS: dict[str, type[Fact]] = {model.model_fields["kind"].default: model for model in MODELS}

@@ -27,10 +27,15 @@ from typing import Any
 
 from diag import knowledge
 from diag.decode import pktmon
-from diag.decode.frames import DEPTH_TRANSPORT, LINK_ETHERNET, LINK_RAW_IP, LINK_WIFI, decode, flow_key, key_text
-from diag.facts.evidence import RateSeries, when
+from diag.decode.frames import (
+    DEPTH_TRANSPORT, ETHERTYPE_ARP, LINK_ETHERNET, LINK_RAW_IP, LINK_WIFI, decode, flow_key, key_text,
+)
+from diag.facts.evidence import Cuts, RateSeries, when
 from diag.facts.models import PacketDropGroup
-from diag.facts.network import Component, DropRate, Flow, PacketPath, PacketRoute
+from diag.facts.neighbors_seen import NeighborTracker, neighbor_request_facts
+from diag.facts.neighbors_seen import facts_not_kept as neighbor_facts_not_kept
+from diag.facts.network import Component, DropRate, Flow, NeighborRequests, PacketPath, PacketRoute, VPortTcp
+from diag.facts.tcp import TcpTracker, vport_tcp_facts
 from diag.read.clock import filetime_to_datetime
 
 SAMPLES_PER_GROUP = 5
@@ -55,6 +60,7 @@ LINKS = {1: LINK_ETHERNET, 2: LINK_WIFI, 3: LINK_RAW_IP}
 PROP_IF_INDEX, PROP_MINIPORT_IF_INDEX, PROP_PHYS_ADDRESS, PROP_VMSWITCH_NAME, PROP_IP_ADDRESS = 1, 2, 6, 10, 13
 PROP_IP_IF_INDEX, PROP_VSID, PROP_VLAN, PROP_COMPARTMENT = 14, 15, 16, 17
 VSWITCH_COMPONENT_TYPES = frozenset({5, 6, 7, 8, 9})
+VMNIC_COMPONENT_TYPE = 5  # VmsVmNic
 
 
 @dataclass(slots=True)
@@ -96,6 +102,7 @@ class PktmonDigest:
         self.drop_groups: dict[tuple[int, int, int], DropGroup] = {}
         self.clock = clock
         self.track = track
+        self.cuts = Cuts()  # what capped list fields of its facts left out
         self.window = window
         self.max_flows = max_flows
         self.inflight: dict[int, list] = {}  # key -> [flow key, hops, drop or None]
@@ -109,7 +116,10 @@ class PktmonDigest:
         self.flows: dict[tuple, list] = {}
         self.flows_pruned = 0
         self.flow_packets_pruned = 0
-        self.unparsed_frames = 0
+        self.unparsed_frames = 0  # frames with no EtherType: cut short, 802.3 LLC without SNAP (STP...)
+        self.tcp = TcpTracker(clock.ticks_per_second // 1000 if clock is not None else None)  # 1 ms apart
+        self.neighbors = NeighborTracker()
+        self._tcp_segment = self.tcp.segment
         self.payload_truncated = 0  # snapshots logged shorter than the packet (pktmon --pkt-size)
         self.logged_size_max = 0  # the largest logged size of a truncated snapshot: the capture's size limit
         self.first_ticks: int | None = None  # earliest packet snapshot (raw ticks), when timed
@@ -118,6 +128,12 @@ class PktmonDigest:
     def packets(self) -> int:
         """Packet events counted (every valid snapshot, dropped or not)."""
         return sum(self.by_component.values())
+
+    @property
+    def frames_not_kept(self) -> int:
+        """TCP flows, MAC pairs, ARP/ND requesters and targets beyond their tables (and request facts beyond
+        their limit)."""
+        return self.tcp.not_kept + self.neighbors.not_kept + neighbor_facts_not_kept(self.neighbors)
 
     # -- packets -----------------------------------------------------------------------------------
     def passed(self, data: bytes, start: int, end: int) -> bool:
@@ -146,7 +162,7 @@ class PktmonDigest:
             path = self.inflight.get(key)
             if path is None:
                 frame = start + _HEADER_SIZE
-                path = self._start(key, data[frame:frame + min(logged, FLOW_BYTES)], ptype, size, ticks)
+                path = self._start(key, data[frame:frame + min(logged, FLOW_BYTES)], ptype, size, ticks, comp)
             hops = path[1]
             if hops and appearance < hops[-1][0]:
                 path[3] = True
@@ -178,7 +194,7 @@ class PktmonDigest:
         ticks = self._ticks(filetime)
         path = self.inflight.get(key)
         if path is None:
-            path = self._start(key, event.frame, event.packet_type, event.original_size, ticks)
+            path = self._start(key, event.frame, event.packet_type, event.original_size, ticks, event.component_id)
         hops = path[1]
         if hops and event.appearance < hops[-1][0]:
             path[3] = True
@@ -207,12 +223,12 @@ class PktmonDigest:
     def microseconds(self, ticks: int | float) -> float | None:
         return None if self.clock is None else ticks * 1_000_000 / self.clock.ticks_per_second
 
-    def _start(self, key: int, frame: Any, packet_type: int, size: int, ticks: int | None) -> list:
+    def _start(self, key: int, frame: Any, packet_type: int, size: int, ticks: int | None, comp: int) -> list:
         if key in self._evicted:
             self.paths_split += 1
         if ticks is not None and (self.first_ticks is None or ticks < self.first_ticks):
             self.first_ticks = ticks
-        fkey = self._flow(frame, packet_type, size, ticks)
+        fkey = self._flow(frame, packet_type, size, ticks, key, comp)
         path = [fkey, [], None, False]  # flow key, hops, drop, hops out of order
         inflight = self.inflight
         inflight[key] = path
@@ -233,14 +249,24 @@ class PktmonDigest:
                 evicted.add(key)
                 end(path, key)
 
-    def _flow(self, frame: Any, packet_type: int, size: int, ticks: int | None) -> tuple | None:
+    def _flow(self, frame: Any, packet_type: int, size: int, ticks: int | None, key: int, comp: int) -> tuple | None:
+        data = frame if type(frame) is bytes else bytes(frame)
+        link = LINKS.get(packet_type, LINK_ETHERNET)
         try:
-            fkey = flow_key(frame, LINKS.get(packet_type, LINK_ETHERNET))
+            fkey = flow_key(data, link)
         except (ValueError, IndexError):
             fkey = None
         if fkey is None:
             self.unparsed_frames += 1
             return None
+        proto = fkey[1]
+        if proto == 6:
+            self._tcp_segment(data, link, fkey, key >> 16, ticks, size)
+        elif link == LINK_ETHERNET and (proto == 58 or proto == ETHERTYPE_ARP):
+            if proto == 58:
+                self.neighbors.icmpv6(data, comp, ticks)
+            else:
+                self.neighbors.arp(data, comp, ticks)
         flows = self.flows
         flow = flows.get(fkey)
         if flow is None:
@@ -418,7 +444,7 @@ def component_facts(digest: PktmonDigest) -> list[Component]:
             component_type=type_name, type_code=comp.get("type"), if_index=prop(comp_id, PROP_IF_INDEX),
             mac=prop(comp_id, PROP_PHYS_ADDRESS), vmswitch_name=prop(comp_id, PROP_VMSWITCH_NAME),
             vlan=prop(comp_id, PROP_VLAN), vsid=prop(comp_id, PROP_VSID), compartment_id=prop(comp_id, PROP_COMPARTMENT),
-            addresses=[str(a) for a in addresses][:64], packets=packets, drops=drops,
+            addresses=digest.cuts.cap(str(a) for a in addresses), packets=packets, drops=drops,
             counted_drops_in=counters.get("packets_in", 0), counted_drops_out=counters.get("packets_out", 0)))
     return facts
 
@@ -489,3 +515,22 @@ def flow_facts(digest: PktmonDigest, limit: int = MAX_FLOW_FACTS) -> list[Flow]:
             sport=sport, dport=dport, vlan=vlan, packets=packets, bytes=size, drops=drops, reverse_seen=reverse,
             first_seen=when(digest.filetime(first)), last_seen=when(digest.filetime(last))))
     return facts
+
+
+def vmnic_macs(digest: PktmonDigest) -> dict[str, tuple[int, str]]:
+    """MAC (PhysAddress, as pktmon spells it) -> (component id, name) of every VmsVmNic component."""
+    out = {}
+    for comp_id, comp in sorted(digest.components.items()):
+        mac = digest.property(comp_id, PROP_PHYS_ADDRESS)
+        if comp.get("type") == VMNIC_COMPONENT_TYPE and isinstance(mac, str):
+            out.setdefault(mac.upper(), (comp_id, digest.component_label(comp_id)[0]))
+    return out
+
+
+def tcp_facts(digest: PktmonDigest) -> list[VPortTcp]:
+    return vport_tcp_facts(digest.tcp, vmnic_macs(digest))
+
+
+def neighbor_facts(digest: PktmonDigest) -> list[NeighborRequests]:
+    return neighbor_request_facts(digest.neighbors, vmnic_macs(digest), lambda c: digest.component_label(c)[0],
+                                  digest.filetime)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from diag.facts.evidence import Bounded, Span, keep, pointer, when
-from diag.facts.network import MacMove, Offload, ProviderDrop, Segment, VNic, VPort, VSwitch
+from diag.facts.evidence import Bounded, Cuts, Span, keep, pointer, when
+from diag.facts.network import MacMove, Offload, ProviderDrop, Segment, TeamMember, VNic, VPort, VSwitch
 from diag.facts.tables import value_name
 
 PROVIDER_NAME = "Hyper-V-VmSwitch"
@@ -16,16 +16,22 @@ PORT_STATES = {67: "created", 69: "deleted", 71: "deleted", 17: "connected"}
 NIC_STATES = {21: ("media_connected", True), 22: ("media_connected", False),
               23: ("operational", True), 24: ("operational", False)}
 DROP_EVENTS = {53: "qos", 54: "in", 55: "out", 33: "in", 36: "unknown", 59: "out", 60: "unknown"}
+# team member link events: (team, link up); 184/185 come from the LBFO core (NetMon parser's SYS_EVENT_NIC_*)
+MEMBER_LINK = {116: ("SET", True), 117: ("SET", False), 184: ("LBFO", True), 185: ("LBFO", False)}
+VLAN_FAILURE_EVENTS = (73, 95)  # counted as VLAN failures by their handler, not again as policy failures
 
 
 class VSwitchCollector:
     def __init__(self) -> None:
+        self.cuts = Cuts()  # what capped list fields of the facts left out
         self.switches: Bounded = Bounded(MAX_OBJECTS)
         self.ports: Bounded = Bounded(MAX_OBJECTS)
         self.nics: Bounded = Bounded(MAX_OBJECTS)
         self.mac_moves: Bounded = Bounded(MAX_OBJECTS)
         self.drops: Bounded = Bounded(MAX_OBJECTS)
         self.offloads: Bounded = Bounded(MAX_OBJECTS)
+        self.members: Bounded = Bounded(MAX_OBJECTS)
+        self.member_aliases: dict[str, str] = {}  # a SET member's NetCfgInstanceId -> its key in ``members``
         self.vsids: dict[int, set[str]] = {}
 
     def event(self, event_id: int, name: str, fields: dict[str, Any], record: Any) -> None:
@@ -42,7 +48,7 @@ class VSwitchCollector:
         if event_id in NIC_STATES and nic is not None:
             attribute, value = NIC_STATES[event_id]
             nic[attribute] = value
-        if fields.get("status") and ("Fail" in name or "Veto" in name):
+        if fields.get("status") and ("Fail" in name or "Veto" in name) and event_id not in VLAN_FAILURE_EVENTS:
             target = port if port is not None else nic if nic is not None else switch
             if target is not None:
                 target["failures"] += 1
@@ -99,6 +105,31 @@ class VSwitchCollector:
             keep(nic["evidence"], ev)
         return nic
 
+    def _member(self, fields: dict, team: str, ev: dict) -> dict | None:
+        """A team member by its NIC name (SET) or the LBFO core's member string, which may be a SET
+        member's NetCfgInstanceId: then both sources feed one member."""
+        if team == "SET":
+            key = fields.get("nic_name")
+            if key and fields.get("net_cfg_instance_id"):
+                self.member_aliases.setdefault(_guid_key(fields["net_cfg_instance_id"]), key)
+        else:
+            key = fields.get("member")
+            key = self.member_aliases.get(_guid_key(key or ""), key)
+        if not key:
+            return None
+        member = self.members.slot(key, lambda: {
+            "friendly": None, "switch": None, "switch_friendly": None, "team": team, "guid": None, "nic_index": None,
+            "connects": 0, "disconnects": 0, "reconnects": 0, "churn": 0, "changes": Span(), "state": "unknown",
+            "status": None, "evidence": []})
+        if member is not None:
+            member["friendly"] = fields.get("nic_friendly_name") or member["friendly"]
+            member["switch"] = fields.get("switch_name") or member["switch"]
+            member["switch_friendly"] = fields.get("switch_friendly_name") or member["switch_friendly"]
+            member["guid"] = fields.get("net_cfg_instance_id") or member["guid"]
+            member["nic_index"] = fields.get("nic_index", member["nic_index"])
+            keep(member["evidence"], ev)
+        return member
+
     # -- facts -------------------------------------------------------------------------------------
     def facts(self) -> list:
         out: list = []
@@ -115,13 +146,22 @@ class VSwitchCollector:
                              router_guard=sec.get("enable_router_guard"), virtual_subnet_id=sec.get("virtual_subnet_id"),
                              storm_limit=sec.get("storm_limit"), acl_rules=p["acl_rules"],
                              vmq_weight=p["offload"].get("vmq_offload_weight"),
-                             iov_weight=p["offload"].get("iov_offload_weight"), vlan_failures=p["vlan_failures"],
+                             iov_weight=p["offload"].get("iov_offload_weight"),
+                             rdma_weight=p["offload"].get("rdma_weight"), vlan_failures=p["vlan_failures"],
                              failures=p["failures"], last_failure=p["last_failure"], evidence=p["evidence"]))
         for name, n in self.nics.items():
             out.append(VNic(nic_name=name, nic_friendly_name=n["friendly"], switch_name=n["switch"], port_name=n["port"],
                             operational=n["operational"], media_connected=n["media_connected"],
                             macs_prevented=n["macs_prevented"], vlan_filter_failures=n["vlan_filter_failures"],
                             failures=n["failures"], last_failure=n["last_failure"], evidence=n["evidence"]))
+        for name, m in self.members.items():
+            out.append(TeamMember(
+                member_name=name, member_friendly_name=m["friendly"], switch_name=m["switch"],
+                switch_friendly_name=m["switch_friendly"], team=m["team"], net_cfg_instance_id=m["guid"],
+                nic_index=m["nic_index"], connects=m["connects"], disconnects=m["disconnects"],
+                reconnects=m["reconnects"], state_changes=m["changes"].count, lacp_churn=m["churn"],
+                first_change=when(m["changes"].first), last_change=when(m["changes"].last), current_state=m["state"],
+                last_status=m["status"], evidence=m["evidence"]))
         for (mac, src, dst, prevented), (span, evidence) in self.mac_moves.items():
             out.append(MacMove(mac=mac, from_port=src, to_port=dst, prevented=prevented, count=span.count,
                                first_seen=when(span.first), last_seen=when(span.last), evidence=evidence))
@@ -135,7 +175,7 @@ class VSwitchCollector:
         return out
 
     def segments(self) -> list[Segment]:
-        return [Segment(segment_type="vsid", value=vsid, seen_on=sorted(ports)[:64], sources=[PROVIDER_NAME])
+        return [Segment(segment_type="vsid", value=vsid, seen_on=self.cuts.cap(sorted(ports)), sources=[PROVIDER_NAME])
                 for vsid, ports in sorted(self.vsids.items())]
 
 
@@ -180,14 +220,15 @@ def _mac_move(self: VSwitchCollector, event_id: int, fields: dict, record: Any, 
 def _security(self, fields, record, ev, switch, port, nic) -> None:
     if port is None:
         return
+    if "fail_reason" in fields:  # 88: the settings it carries were refused; the port keeps the ones it had
+        port["failures"] += 1
+        port["last_failure"] = f"port security: {value_name('vmswitch', 'policy_fail_reason', fields['fail_reason'])}"
+        return
     port["security"] = {k: fields[k] for k in ("allow_mac_spoofing", "enable_dhcp_guard", "enable_router_guard",
                                                 "virtual_subnet_id", "storm_limit") if k in fields}
     vsid = fields.get("virtual_subnet_id")
     if vsid:
         self.vsids.setdefault(vsid, set()).add(fields.get("port_friendly_name") or fields["port_name"])
-    if "fail_reason" in fields:
-        port["failures"] += 1
-        port["last_failure"] = f"port security: {value_name('vmswitch', 'policy_fail_reason', fields['fail_reason'])}"
 
 
 def _acl(self, fields, record, ev, switch, port, nic) -> None:
@@ -203,7 +244,7 @@ def _acl(self, fields, record, ev, switch, port, nic) -> None:
 def _offload_policy(self, fields, record, ev, switch, port, nic) -> None:
     if port is None:
         return
-    port["offload"] = {k: fields[k] for k in ("vmq_offload_weight", "iov_offload_weight", "ipsec_offload_limit")}
+    port["offload"].update({k: fields[k] for k in ("vmq_offload_weight", "iov_offload_weight", "ipsec_offload_limit")})
     if fields["fail_reason"]:  # the event is "offload policy failed"; reason 0 reports the settings as they stand
         port["failures"] += 1
         port["last_failure"] = f"offload policy: {value_name('vmswitch', 'policy_fail_reason', fields['fail_reason'])}"
@@ -257,6 +298,49 @@ def _team(self, fields, record, ev, switch, port, nic) -> None:
         switch["members"].add(fields.get("nic_name"))
     elif switch is not None and ev["event_id"] == 117:
         switch["members"].discard(fields.get("nic_name"))
+    team, up = MEMBER_LINK[ev["event_id"]]
+    member = self._member(fields, team, ev)
+    if member is not None:
+        _member_link(member, up, record.filetime, fields.get("status"))
+
+
+def _member_link(member: dict, up: bool, filetime: int | None, status: int | None) -> None:
+    """One link report. The first report of a member that is up is its starting state, not a change;
+    a report of the state the member is already in changes nothing."""
+    member["status"] = status if status is not None else member["status"]
+    new = "up" if up else "down"
+    if new == member["state"]:
+        return
+    member["connects"] += up
+    if up and member["state"] == "unknown":
+        member["state"] = new
+        return
+    member["disconnects" if new == "down" else "reconnects"] += 1
+    member["state"] = new
+    member["changes"].add(filetime)
+
+
+def _lacp_churn(self, fields, record, ev, switch, port, nic) -> None:
+    member = self._member(fields, "LBFO", ev)
+    if member is not None:
+        member["churn"] += 1
+
+
+def _guid_key(text: str) -> str:
+    return text.strip().strip("{}").lower()
+
+
+def _rdma_weight(self, fields, record, ev, switch, port, nic) -> None:
+    """A port's RDMA weight (VmSwitch 255-257): applied (FailReason 0, status 0) or refused."""
+    if port is None:
+        return
+    weight, reason, status = fields["rdma_weight"], fields["fail_reason"], fields["status"]
+    if reason or status:
+        port["failures"] += 1
+        port["last_failure"] = f"RDMA weight {weight} not applied: FailReason {reason}, status 0x{status:08x}"
+        return
+    port["offload"]["rdma_weight"] = weight
+    _offload(self, _where(fields, "nic", "port"), "rdma weight", weight, ev)
 
 
 def _wrap(fn):
@@ -268,5 +352,6 @@ _HANDLERS = {
     25: _wrap(_mac_move), 28: _wrap(_mac_move),
     88: _security, 89: _security, 90: _acl, 91: _acl, 94: _offload_policy, 230: _encapsulation,
     73: _vlan_failure, 95: _vlan_failure, 197: _vlan_filter, 30: _mac_prevented,
-    42: _forwarding, 43: _forwarding, 116: _team, 117: _team,
+    42: _forwarding, 43: _forwarding, 116: _team, 117: _team, 184: _team, 185: _team, 187: _lacp_churn,
+    255: _rdma_weight, 256: _rdma_weight, 257: _rdma_weight,
 }

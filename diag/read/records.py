@@ -127,11 +127,12 @@ def _broken(stats: RecordStats, buffer_index: int, off: int, end: int, problem: 
 class Record:
     """One event record, decoded lazily: nothing is unpacked until a property is read."""
 
-    __slots__ = ("_data", "offset", "size", "header_type", "buffer_index", "_clock")
+    __slots__ = ("_data", "_at", "offset", "size", "header_type", "buffer_index", "_clock")
 
     def __init__(self, data: bytes, offset: int, size: int, header_type: int, buffer_index: int, clock) -> None:
         self._data = data
-        self.offset = offset
+        self._at = offset  # where the record starts in ``_data``
+        self.offset = offset  # where it is in its buffer's records area (what evidence points at)
         self.size = size
         self.header_type = header_type
         self.buffer_index = buffer_index
@@ -147,9 +148,9 @@ class Record:
         """The provider GUID (lower case). Kernel events map their hook group to the class GUID."""
         ht = self.header_type
         if ht in EVENT_HEADER_TYPES or ht in CLASSIC_TYPES:
-            return guid_from_bytes(self._data[self.offset + 0x18:self.offset + 0x28])
+            return guid_from_bytes(self._data[self._at + 0x18:self._at + 0x28])
         if ht in KERNEL_STYLE:
-            _v, _t, _f, _s, opcode, group = _KERNEL.unpack_from(self._data, self.offset)
+            _v, _t, _f, _s, opcode, group = _KERNEL.unpack_from(self._data, self._at)
             return kernel_guid(group, opcode)
         return "00000000-0000-0000-0000-000000000000"
 
@@ -158,13 +159,13 @@ class Record:
         """EVENT_DESCRIPTOR.Id for manifest/TraceLogging events; the opcode (event type) otherwise."""
         ht = self.header_type
         if ht in EVENT_HEADER_TYPES:
-            return _U16(self._data, self.offset + 0x28)[0]
+            return _U16(self._data, self._at + 0x28)[0]
         return self.opcode
 
     @property
     def version(self) -> int:
         ht = self.header_type
-        d, o = self._data, self.offset
+        d, o = self._data, self._at
         if ht in EVENT_HEADER_TYPES:
             return d[o + 0x2A]
         if ht in CLASSIC_TYPES:
@@ -176,7 +177,7 @@ class Record:
     @property
     def opcode(self) -> int:
         ht = self.header_type
-        d, o = self._data, self.offset
+        d, o = self._data, self._at
         if ht in EVENT_HEADER_TYPES:
             return d[o + 0x2D]
         if ht in CLASSIC_TYPES:
@@ -190,7 +191,7 @@ class Record:
         """(id, version, channel, level, opcode, task, keywords) of an EVENT_HEADER record."""
         if self.header_type not in EVENT_HEADER_TYPES:
             return (self.event_id, self.version, 0, 0, self.opcode, 0, 0)
-        return _DESCRIPTOR.unpack_from(self._data, self.offset + 0x28)
+        return _DESCRIPTOR.unpack_from(self._data, self._at + 0x28)
 
     @property
     def level(self) -> int:
@@ -208,7 +209,7 @@ class Record:
     def flags(self) -> int:
         """EVENT_HEADER.Flags (0 for other header types)."""
         if self.header_type in EVENT_HEADER_TYPES:
-            return _U16(self._data, self.offset + 4)[0]
+            return _U16(self._data, self._at + 4)[0]
         return 0
 
     @property
@@ -227,14 +228,14 @@ class Record:
     def thread_id(self) -> int | None:
         ht = self.header_type
         if ht in EVENT_HEADER_TYPES or ht in CLASSIC_TYPES or ht in (SYSTEM32, SYSTEM64, COMPACT32, COMPACT64):
-            return _U32(self._data, self.offset + 8)[0]
+            return _U32(self._data, self._at + 8)[0]
         return None
 
     @property
     def process_id(self) -> int | None:
         ht = self.header_type
         if ht in EVENT_HEADER_TYPES or ht in CLASSIC_TYPES or ht in (SYSTEM32, SYSTEM64, COMPACT32, COMPACT64):
-            return _U32(self._data, self.offset + 12)[0]
+            return _U32(self._data, self._at + 12)[0]
         return None
 
     @property
@@ -242,9 +243,9 @@ class Record:
         """The timestamp in the file's clock units (QPC ticks, FILETIME or CPU cycles)."""
         ht = self.header_type
         if ht in (PERFINFO32, PERFINFO64):
-            return _I64(self._data, self.offset + 8)[0]
+            return _I64(self._data, self._at + 8)[0]
         if ht in HEADER_SIZES and ht not in (MESSAGE, TIMED, WNODE, ERROR):
-            return _I64(self._data, self.offset + 0x10)[0]
+            return _I64(self._data, self._at + 0x10)[0]
         return None
 
     @property
@@ -264,7 +265,7 @@ class Record:
         ht = self.header_type
         if ht in KERNEL_STYLE:
             # The version word's high bits say how many 8-byte extension blocks follow the header.
-            version = _U16(self._data, self.offset)[0]
+            version = _U16(self._data, self._at)[0]
             extra = 8 if version & 0x8000 else 0
             extra += 8 * ((version & 0x0700) >> 8)
             return HEADER_SIZES[ht] + extra
@@ -280,8 +281,8 @@ class Record:
         """Each item: u16 total size (8-aligned), u16 type, u16 linkage (bit 0: another item
         follows), u16 data size, then the data. Returns the items and where the payload starts."""
         view = memoryview(self._data)
-        pos = self.offset + HEADER_SIZES[self.header_type]
-        end = self.offset + self.size
+        pos = self._at + HEADER_SIZES[self.header_type]
+        end = self._at + self.size
         items: list[tuple[int, memoryview]] = []
         while pos + 8 <= end:
             item_size, ext_type, linkage, data_size = _EXT_ITEM.unpack_from(self._data, pos)
@@ -296,18 +297,20 @@ class Record:
     @property
     def payload(self) -> memoryview:
         """The user data of the event (after the header and any extended data items)."""
-        start = self.offset + self.header_size
+        start = self._at + self.header_size
         if self.header_type in EVENT_HEADER_TYPES and self.flags & FLAG_EXTENDED_INFO:
             start = self._walk_extended()[1]
-        return memoryview(self._data)[start:self.offset + self.size]
+        return memoryview(self._data)[start:self._at + self.size]
 
     @property
     def raw(self) -> memoryview:
-        return memoryview(self._data)[self.offset:self.offset + self.size]
+        return memoryview(self._data)[self._at:self._at + self.size]
 
     def detached(self) -> "Record":
         """A copy that holds only this record's bytes, so the buffer it came from can be freed."""
-        return Record(bytes(self.raw), 0, self.size, self.header_type, self.buffer_index, self._clock)
+        copy = Record(bytes(self.raw), 0, self.size, self.header_type, self.buffer_index, self._clock)
+        copy.offset = self.offset
+        return copy
 
     def __repr__(self) -> str:
         return (f"<Record {HEADER_TYPE_NAMES.get(self.header_type, self.header_type)} {self.provider} "

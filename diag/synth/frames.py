@@ -321,3 +321,35 @@ def strip_vlan(frame: bytes) -> bytes:
     if frame[12:14] != struct.pack("!H", ETHERTYPE_VLAN):
         return frame
     return frame[:12] + frame[16:]
+
+
+ND_SOLICITATION, ND_ADVERTISEMENT = 135, 136
+ND_SOLICITED, ND_OVERRIDE = 0x40000000, 0x20000000  # Neighbor Advertisement flags (RFC 4861 §4.4)
+
+
+def solicited_node(target_ip: str) -> tuple[str, str]:
+    """The solicited-node multicast address of ``target_ip`` and its Ethernet MAC (RFC 4291 §2.7.1, RFC 2464 §7)."""
+    low = ipaddress.IPv6Address(target_ip).packed[-3:]
+    group = ipaddress.IPv6Address(bytes.fromhex("ff0200000000000000000001ff") + low)
+    return str(group), "33-33-" + "-".join(f"{b:02x}" for b in group.packed[-4:])
+
+
+def neighbor_solicitation_frame(src_mac: str, src_ip: str, target_ip: str, *, vlan_id: int | None = None) -> bytes:
+    """An IPv6 Neighbor Solicitation for ``target_ip`` to its solicited-node group, with the source link-layer
+    address option; ``src_ip`` "::" makes it a duplicate address detection probe (no option then)."""
+    group, group_mac = solicited_node(target_ip)
+    data = ipaddress.IPv6Address(target_ip).packed
+    if src_ip != "::":
+        data += b"\x01\x01" + mac(src_mac)
+    message = icmpv6_message(src_ip, group, ND_SOLICITATION, 0, 0, data)
+    return ethernet_frame(group_mac, src_mac, ETHERTYPE_IPV6, ipv6_packet(src_ip, group, IPPROTO_ICMPV6, message,
+                                                                          hop_limit=255), vlan_id=vlan_id)
+
+
+def neighbor_advertisement_frame(src_mac: str, target_ip: str, dst_mac: str, dst_ip: str, *,
+                                 vlan_id: int | None = None) -> bytes:
+    """A solicited Neighbor Advertisement: ``target_ip`` (the sender's address) is at ``src_mac``."""
+    data = ipaddress.IPv6Address(target_ip).packed + b"\x02\x01" + mac(src_mac)
+    message = icmpv6_message(target_ip, dst_ip, ND_ADVERTISEMENT, 0, ND_SOLICITED | ND_OVERRIDE, data)
+    return ethernet_frame(dst_mac, src_mac, ETHERTYPE_IPV6, ipv6_packet(target_ip, dst_ip, IPPROTO_ICMPV6, message,
+                                                                        hop_limit=255), vlan_id=vlan_id)

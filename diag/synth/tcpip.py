@@ -7,7 +7,14 @@ manifest); messages from the research notes §4.6. Versions with a CompartmentId
   Compartment = %10, Protocol = %2"; 1115 v1 "Address DAD failed" (DLAddress: the MAC of the host
   that answered for the address), with the same fields;
 * 1214 transport drops, 1215 network-layer drops (Reason: assumed to be the pktmon NL/INET codes);
-* 1195 "TCP: Portpool assigned port number %2 with weak references due to port exhaustion."
+* 1195 "TCP: Portpool assigned port number %2 with weak references due to port exhaustion.";
+* 1145 v0 IpRouteCreated: the route's interface, prefix length and (for IPv4) ``IPv4DestinationPrefix``
+  and ``IPv4NextHopAddress``; the binary ``DestinationPrefix``/``NextHopAddress`` are left empty for
+  IPv4, as for the address events (UNCONFIRMED);
+* 1148 / 1149 v0 IpNeighborUnreachable / IpNeighborReachable (Interface, DlAddress, the address);
+* 1324 v1 IpNeighborState: Interface, IPAddress (binary), DLAddress, Old/NewNeighborState
+  (TCPIP_NEIGHBOR_STATE_ValueMap: 0 Unreachable, 1 Incomplete, ... 5 Reachable), NeighborEvent,
+  CompartmentId. A neighbour that never resolved has no DLAddress here (length 0; UNCONFIRMED).
 
 Addresses (the version-0 manifest dissect.etl bundles agrees on the field order): ``IPv4Address``
 is a ``win:IPAddrV4`` (4 bytes, network order) and ``IPv6Address`` a binary sized by
@@ -29,9 +36,12 @@ PROVIDER_NAME = "Microsoft-Windows-TCPIP"
 EVENT_DAD_FAILED, EVENT_ADDRESS_ADDED, EVENT_ADDRESS_DELETED = 1115, 1127, 1128
 EVENT_PORT_EXHAUSTION, EVENT_INTERFACE_RUNDOWN = 1195, 1202
 EVENT_TRANSPORT_DROP, EVENT_NETWORK_DROP = 1214, 1215
+EVENT_ROUTE_CREATED, EVENT_NEIGHBOR_UNREACHABLE, EVENT_NEIGHBOR_REACHABLE, EVENT_NEIGHBOR_STATE = 1145, 1148, 1149, 1324
+NEIGHBOR_UNREACHABLE, NEIGHBOR_INCOMPLETE, NEIGHBOR_PROBE, NEIGHBOR_STALE, NEIGHBOR_REACHABLE = 0, 1, 2, 4, 5
+NEIGHBOR_EVENT_RESOLVE, NEIGHBOR_EVENT_TIMEOUT, NEIGHBOR_EVENT_NA_CONFIRMS = 9, 10, 4  # TCPIP_NEIGHBOR_EVENT_ValueMap
 AF_INET, AF_INET6 = 2, 23  # address families (1214/1215, socket addresses)
 IP_PROTOCOL_V4, IP_PROTOCOL_V6 = 4, 6  # TCPIP_Protocol_ValueMap (IPProtocol of address events)
-KW_INTERFACE, KW_DIAGNOSIS, KW_CS_DIAG = 0x10, 0x80, 0x2000
+KW_INTERFACE, KW_ROUTE, KW_DIAGNOSIS, KW_CS_DIAG = 0x10, 0x20, 0x80, 0x2000
 KW_RECEIVE_PATH, KW_CONNECT_PATH, KW_GLOBAL = 0x200000000, 0x400000000, 0x8000000000
 KW_DROPS, KW_ADDRESS = 0x10000000000, 0x80000000000
 DAD_STATE_DUPLICATE, DAD_STATE_PREFERRED = 2, 4
@@ -41,6 +51,8 @@ _F = em.Field
 _U16, _U32, _U64 = em.IN_UINT16, em.IN_UINT32, em.IN_UINT64
 _ADDRESS = (_F("IpAddrLength", _U32), _F("IPv4Address", _U32, em.OUT_IPV4),
             _F("IPv6Address", em.IN_BINARY, em.OUT_IPV6, length_field="IpAddrLength"))
+_NEIGHBOR = (_F("Interface", _U32), _F("DlAddrLength", _U32), _F("DlAddress", em.IN_BINARY, length_field="DlAddrLength"),
+             *_ADDRESS, _F("IPProtocol", _U32))
 _ADDRESS_EVENT = (_F("Interface", _U32), _F("Protocol", em.IN_ANSISTRING), _F("DadState", _U32),
                   _F("DlAddrLength", _U32), _F("DLAddress", em.IN_BINARY, length_field="DlAddrLength"),
                   *_ADDRESS, _F("IPProtocol", _U32), _F("CompartmentId", _U32))
@@ -67,6 +79,21 @@ LAYOUTS: dict[int, em.EventLayout] = {
             _F("NetworkCategory", _U32), _F("Metric", _U32), _F("Connected", _U32),
             _F("InternetConnectivityStatus", _U32), _F("Flags", _U64, em.OUT_HEXINT64)),
                 KW_INTERFACE | KW_DIAGNOSIS | KW_GLOBAL),
+        _layout(EVENT_ROUTE_CREATED, 0, (
+            _F("Route", _U64, em.OUT_HEXINT64), _F("Interface", _U32), _F("DestinationPrefixAddressLength", _U32),
+            _F("NextHopAddressLength", _U32), _F("Protocol", em.IN_ANSISTRING), _F("DestinationPrefixLength", _U32),
+            _F("DestinationPrefix", em.IN_BINARY, length_field="DestinationPrefixAddressLength"),
+            _F("NextHopAddress", em.IN_BINARY, length_field="NextHopAddressLength"), _F("ValidLifetime", _U64),
+            _F("PreferredLifetime", _U64), _F("Metric", _U32), _F("Loopback", _U32), _F("AutoconfigureAddress", _U32),
+            _F("Publish", _U32), _F("Immortal", _U32), _F("IPv4DestinationPrefix", _U32),
+            _F("IPv4NextHopAddress", _U32, em.OUT_IPV4), _F("IPProtocol", _U32)), KW_ROUTE | KW_DIAGNOSIS),
+        _layout(EVENT_NEIGHBOR_UNREACHABLE, 0, _NEIGHBOR, KW_ROUTE | KW_DIAGNOSIS, level=5),
+        _layout(EVENT_NEIGHBOR_REACHABLE, 0, _NEIGHBOR, KW_ROUTE, level=5),
+        _layout(EVENT_NEIGHBOR_STATE, 1, (
+            _F("Interface", _U32), _F("IpAddrLength", _U32), _F("IPAddress", em.IN_BINARY, length_field="IpAddrLength"),
+            _F("DlAddrLength", _U32), _F("DLAddress", em.IN_BINARY, length_field="DlAddrLength"),
+            _F("OldNeighborState", _U32), _F("NewNeighborState", _U32), _F("NeighborEvent", _U32),
+            _F("CompartmentId", _U32)), KW_INTERFACE | KW_ROUTE),
         _layout(EVENT_TRANSPORT_DROP, 0, (
             _F("IPTransportProtocol", _U32), _F("AddressFamily", _U32), _F("LocalSockAddrLength", _U32),
             _F("LocalSockAddr", em.IN_BINARY, length_field="LocalSockAddrLength"), _F("RemoteSockAddrLength", _U32),
@@ -151,3 +178,36 @@ def encode_port_exhaustion(*, port: int, acquirer: int, original_acquirer: int, 
     return em.encode_fields(LAYOUTS[EVENT_PORT_EXHAUSTION], {
         "PortAcquirer": acquirer, "PortNumber": port, "WeakReference": weak_references,
         "OriginalAcquirer": original_acquirer})
+
+
+def _ipv4_u32(address: str) -> int:
+    """An IPv4 address as the u32 whose little-endian bytes are the address in network order."""
+    return int.from_bytes(ipaddress.IPv4Address(address).packed, "little")
+
+
+def encode_route_created(*, interface: int, prefix: str, next_hop: str = "0.0.0.0", metric: int = 256,
+                         route: int = 0xFFFF_C30A_2000_0000) -> bytes:
+    """1145: an IPv4 route on ``interface``; ``next_hop`` 0.0.0.0 is an on-link route."""
+    net = ipaddress.IPv4Network(prefix)
+    return em.encode_fields(LAYOUTS[EVENT_ROUTE_CREATED], {
+        "Route": route, "Interface": interface, "NextHopAddressLength": 0, "Protocol": "IPv4",
+        "DestinationPrefixLength": net.prefixlen, "DestinationPrefix": b"", "NextHopAddress": b"",
+        "ValidLifetime": 0xFFFF_FFFF, "PreferredLifetime": 0xFFFF_FFFF, "Metric": metric, "Loopback": 0,
+        "AutoconfigureAddress": 0, "Publish": 0, "Immortal": 0,
+        "IPv4DestinationPrefix": _ipv4_u32(str(net.network_address)), "IPv4NextHopAddress": _ipv4_u32(next_hop),
+        "IPProtocol": IP_PROTOCOL_V4})
+
+
+def encode_neighbor(event_id: int, *, interface: int, address: str, mac: bytes = b"") -> bytes:
+    """1148 (unreachable) or 1149 (reachable): a neighbour of ``interface``."""
+    return em.encode_fields(LAYOUTS[event_id], {
+        "Interface": interface, "DlAddress": mac, **_address_fields(address), "IPProtocol": _ip_protocol(address)})
+
+
+def encode_neighbor_state(*, interface: int, address: str, old_state: int, new_state: int, event: int,
+                          compartment: int, mac: bytes = b"") -> bytes:
+    """1324 v1: a neighbour's state changed (``mac`` empty while it is unresolved)."""
+    return em.encode_fields(LAYOUTS[EVENT_NEIGHBOR_STATE], {
+        "Interface": interface, "IPAddress": ipaddress.ip_address(address).packed, "DLAddress": mac,
+        "OldNeighborState": old_state, "NewNeighborState": new_state, "NeighborEvent": event,
+        "CompartmentId": compartment})

@@ -7,7 +7,10 @@
 * 1030 "NAT dropped IPv4 %5 packet which arrived over %4 interface %3 in compartment %2 with reason
   %1" (ActionReason: value map UNCONFIRMED) with the captured IP and transport headers;
 * 1033 "NAT instance %1 failed to allocate a %2 port dynamically because all ports in the
-  instance's external address pool are in use." (InstanceName, TransportProtocol).
+  instance's external address pool are in use." (InstanceName, TransportProtocol);
+* 1031 "NAT detected a default route in compartment %1 interface %2. Default routes in internal
+  compartments will prevent NAT operation for those compartments." (CompartmentId, InterfaceIndex;
+  1032 has the same fields and message). Level: warning, assumed (UNCONFIRMED).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from diag.synth import eventmetadata as em
 PROVIDER = uuid.UUID("66c07ecd-6667-43fc-93f8-05cf07f446ec")
 PROVIDER_NAME = "Microsoft-Windows-WinNat"
 EVENT_INSTANCE_CREATED, EVENT_INSTANCE_RUNDOWN, EVENT_DROP, EVENT_PORT_POOL_EXHAUSTED = 1019, 1023, 1030, 1033
+EVENT_DEFAULT_ROUTE_IN_INTERNAL_COMPARTMENT = 1031
 
 _F = em.Field
 _U8, _U32 = em.IN_UINT8, em.IN_UINT32
@@ -50,6 +54,9 @@ LAYOUTS: dict[int, em.EventLayout] = {
     EVENT_PORT_POOL_EXHAUSTED: em.EventLayout(PROVIDER, PROVIDER_NAME, EVENT_PORT_POOL_EXHAUSTED,
                                               (_F("InstanceName", em.IN_UNICODESTRING), _F("TransportProtocol", _U32)),
                                               level=3),
+    EVENT_DEFAULT_ROUTE_IN_INTERNAL_COMPARTMENT: em.EventLayout(
+        PROVIDER, PROVIDER_NAME, EVENT_DEFAULT_ROUTE_IN_INTERNAL_COMPARTMENT,
+        (_F("CompartmentId", _U32), _F("InterfaceIndex", _U32)), level=3),
 }
 
 
@@ -90,3 +97,9 @@ def encode_drop(*, reason: int, arrival_compartment: int, arrival_if_index: int,
         "ForwardInterfaceIndex": forward_if_index, "PacketLength": len(ip_packet), "ContinuousLength": len(ip_packet),
         "ICMPErrorTransportProtocol": 0, "IPHeader": ip_packet[:ihl], "TransportHeader": transport,
         "ICMPErrorIPHeader": b"", "ICMPErrorTransportHeader": b""})
+
+
+def encode_default_route(*, compartment: int, if_index: int) -> bytes:
+    """1031: a default route in an internal compartment, on this interface."""
+    return em.encode_fields(LAYOUTS[EVENT_DEFAULT_ROUTE_IN_INTERNAL_COMPARTMENT],
+                            {"CompartmentId": compartment, "InterfaceIndex": if_index})

@@ -139,6 +139,7 @@ class ContainerHost:
         self.host_ip = host_ip
         self.start = START + 2 * SECOND
         self.end = self.start + int(params.duration * SECOND)
+        self.healthy_sent = 0  # packets healthy_traffic wrote so far: later calls number their frames on
         c = self.capture
         self.nic = c.add(Component(NIC_ID, pm.ComponentType.MINIPORT, "mlx5.sys", "Mellanox ConnectX-5 Adapter",
                                    if_index=6, mac="00-15-5d-4a-00-01"))
@@ -208,28 +209,35 @@ class ContainerHost:
         b = self.start if begin is None else begin
         e = self.end if end is None else end
         count = max(1, int((rate or self.params.rate) * (e - b) / SECOND))
+        # frames are numbered across calls: a second call repeating a first call's (flow, seq) would be a
+        # TCP retransmission in the trace
+        first, self.healthy_sent = self.healthy_sent, self.healthy_sent + count
         for n, t in enumerate(self.times(count, b, e)):
             w = targets[n % len(targets)]
             kind = n % 5
             cpu = n % 2
             if kind < 2:
-                self.capture.packet(t, self.inbound_hops(w), self.web_request(w, n), cpu=cpu)
+                self.capture.packet(t, self.inbound_hops(w), self.web_request(w, first + n), cpu=cpu)
             elif kind < 4:
-                self.capture.packet(t, self.outbound_hops(w), self.web_response(w, n), cpu=cpu)
+                self.capture.packet(t, self.outbound_hops(w), self.web_response(w, first + n), cpu=cpu)
             else:
-                self.capture.packet(t, self.outbound_hops(w), self.dns_query(w, n), cpu=cpu)
+                self.capture.packet(t, self.outbound_hops(w), self.dns_query(w, first + n), cpu=cpu)
         return count
 
     def bulk_packets(self, workloads: list[Workload] | None = None) -> list[FillerPacket]:
-        """Healthy packets for ``--size``: full-size responses and their requests. Half of each
-        response body is random, so bulk buffers compress about as well as real pktmon ones."""
+        """Healthy packets for ``--size``: full-size datagrams out (QUIC-like, UDP 443) and TCP
+        acknowledgements in. Half of each datagram is random, so bulk buffers compress about as well
+        as real pktmon ones. Every copy of the bulk repeats these frames with new packet ids: a TCP
+        data segment there would read as a retransmission, so TCP carries no payload in the bulk."""
         targets = self.workloads if workloads is None else workloads
         out = []
         for n in range(BULK_FLOWS):
             w = targets[n % len(targets)]
-            out.append(self.capture.filler_packet(self.outbound_hops(w), self.web_response(
-                w, n, body=bulk_body(self.rng, 1400))))
-            out.append(self.capture.filler_packet(self.inbound_hops(w), self.web_request(w, n)))
+            out.append(self.capture.filler_packet(self.outbound_hops(w), udp_frame(
+                w.mac, GATEWAY_MAC, w.ip, "192.0.2.10", 443, 50000 + n, bulk_body(self.rng, 1400), ident=0x5000 + n)))
+            out.append(self.capture.filler_packet(self.inbound_hops(w), tcp_frame(
+                GATEWAY_MAC, w.mac, "192.0.2.10", w.ip, 51000 + n, 80, ident=n, seq=1000 + 517 * n, ack=7000,
+                flags=TCP_ACK)))
         return out
 
     def story(self, expect: list[Finding], **kwargs: Any) -> Story:
@@ -264,26 +272,29 @@ class HostConfig:
     def __init__(self, host: ContainerHost) -> None:
         self.host = host
         self.ports: dict[int, str] = {w.index: port_name(host.rng) for w in host.workloads}
+        self.nics: dict[int, str] = {}  # vmswitch's NIC name per workload, once vmswitch_ports wrote it
 
-    def vmswitch_ports(self, t: int, *, allow_mac_spoofing: bool = False, iov_weight: dict[int, int] | None = None) -> int:
+    def vmswitch_ports(self, t: int, *, allow_mac_spoofing: bool = False, iov_weight: dict[int, int] | None = None,
+                       switch_guid: str | None = None) -> int:
         """NIC created, connected to its port, port security (and offload) per workload.
+        ``switch_guid``: the switch's internal name on every port (default: a new one per port).
 
         No event 33: Microsoft's NetMon parser for vmswitch names it "IP spoofed packets dropped",
         not the NIC/port association the research notes guessed, and the decoder follows the parser.
         """
         h = self.host
         for w in h.workloads:
-            nic = port_name(h.rng)
+            nic = self.nics[w.index] = port_name(h.rng)
             port = self.ports[w.index]
             friendly = w.alias.removeprefix("vEthernet (").removesuffix(")")
-            names = {"SwitchName": port_name(h.rng), "SwitchFName": h.switch_name}
+            names = {"SwitchName": switch_guid or port_name(h.rng), "SwitchFName": h.switch_name}
             add_event(h.builder, t, vmswitch, vmswitch.EVENT_NIC_CREATED,
                       vmswitch.encode(vmswitch.EVENT_NIC_CREATED, NicName=nic, NicFName=friendly))
             add_event(h.builder, t + 10, vmswitch, vmswitch.EVENT_NIC_CONNECTED, vmswitch.encode(
                 vmswitch.EVENT_NIC_CONNECTED, NicName=nic, NicFName=friendly, PortName=port, PortFName=port, **names))
             add_event(h.builder, t + 30, vmswitch, vmswitch.EVENT_PORT_SECURITY, vmswitch.encode(
                 vmswitch.EVENT_PORT_SECURITY, PortName=port, PortFName=port, **names,
-                AllowMacSpoofing=int(allow_mac_spoofing), VirtualSubnetId=0))
+                AllowMacSpoofing=int(allow_mac_spoofing), VirtualSubnetId=w.component.vsid or 0))
             if iov_weight and w.index in iov_weight:
                 add_event(h.builder, t + 40, vmswitch, vmswitch.EVENT_PORT_OFFLOAD, vmswitch.encode(
                     vmswitch.EVENT_PORT_OFFLOAD, PortName=port, PortFName=port, **names, IPSecOffloadLimit=0,
