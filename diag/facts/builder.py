@@ -41,7 +41,8 @@ __all__ = ["FactBuilder"]
 
 OTHER_PROVIDERS = {**hns.PROVIDERS, **vfp.PROVIDERS, **lbfo.PROVIDERS}
 _FAILURE_NAME = re.compile(r"fail|error", re.IGNORECASE)
-# Told here rather than by a rule's regex: durable_rules' matcher misses `.*(a|b).*` matches (jruizgit/rules#89).
+# Told here rather than by a rule's regex: durable_rules' matcher misses `.*(ab|cd).*` matches (the rule loader
+# refuses such patterns: diag/engine/conditions.py, _choice_between_open_repeats).
 _NETWORKING_PROVIDER = re.compile(
     r"lbfo|ndisimplatform|hns|host-network-service|vfp|vmswitch|netvsc|tcpip|winnat|wnv|ndis|pktmon|vmms", re.IGNORECASE)
 _STATUS_FIELDS = ("status", "Status", "HResult", "hresult", "Result", "ErrorCode", "error")
