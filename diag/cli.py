@@ -91,8 +91,9 @@ def check(
     trace: Path = typer.Argument(..., help="ETL file from pktmon or netsh trace."),
     host_info: list[Path] = typer.Option(
         [], "--host-info", metavar="FILE",
-        help="Output of 'ipconfig /allcompartments /all' or 'Get-NetIPAddress -IncludeAllCompartments' "
-             "(text or ConvertTo-Json) from the same host; repeat for several files."),
+        help="Output of 'ipconfig /allcompartments /all', 'Get-NetIPAddress -IncludeAllCompartments' or "
+             "'Get-NetRoute -IncludeAllCompartments' (text or ConvertTo-Json) from the same host; repeat for several "
+             "files."),
     rules: list[Path] = typer.Option([], "--rules", help="A directory of your own rules, added to the shipped pack."),
     only: list[str] = typer.Option([], "--only", help="Run only the rules with these ids or tags (repeatable)."),
     skip: list[str] = typer.Option([], "--skip", help="Leave out the rules with these ids or tags (skip wins over only)."),

@@ -11,7 +11,7 @@ import yaml
 from factscan import by_kind, scan_facts
 from payloads import counted, write_events
 from test_decode_tcpip import address_event
-from test_hostinfo import ALL_COMPARTMENTS, SEED_IPCONFIG, SEED_NETIP
+from test_hostinfo import ALL_COMPARTMENTS, NETROUTE, SEED_IPCONFIG, SEED_NETIP
 from diag.decode import Decoded, hns, netvsc, tcpip, vmswitch, winnat, wnv
 from diag.facts import FACT_MODELS, scalar_fields
 from diag.facts.builder import FactBuilder
@@ -54,6 +54,20 @@ def test_the_same_subnet_in_two_compartments_overlaps(tmp_path):
     shared = subnets["172.30.16.0/20"]
     assert (shared.compartments, shared.compartment_count, shared.overlapping) == ([1, 3], 2, True)
     assert not subnets["10.20.30.0/24"].overlapping
+
+
+def test_a_route_from_get_netroute_joins_overlapping_compartments(tmp_path):
+    # compartments 1 and 3 both hold 172.30.16.0/20; compartment 3's container routes 172.30.24.0/21 (inside it,
+    # more specific) via 172.30.16.1: host info alone says the two meet through that route
+    overlapping = ALL_COMPARTMENTS.replace("172.30.16.5(Preferred)", "172.30.18.9(Preferred)")
+    info = host_files(tmp_path, ipconfig=overlapping, routes=NETROUTE)
+    trace = write_events(tmp_path / "empty.etl", tcpip.PROVIDER, [])
+    facts = by_kind(scan_facts(trace, info).facts)
+    (pair,) = [o for o in facts["subnet_overlap"] if {o.compartment_a, o.compartment_b} == {1, 3}]
+    assert (pair.meet_via, pair.meets, pair.source) == ("route", True, "host-info")
+    assert pair.routes == "3: 172.30.24.0/21 via 172.30.16.1 (if 23)"
+    routes = {(r.compartment_id, r.destination, r.next_hop, r.on_link) for r in facts["ip_route"]}
+    assert (3, "172.30.16.0/20", None, True) in routes and (1, "0.0.0.0/0", "172.30.16.254", False) in routes
 
 
 def test_nested_subnets_of_different_compartments_overlap(tmp_path):

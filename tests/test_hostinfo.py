@@ -108,6 +108,16 @@ Ethernet adapter vEthernet (Container NIC 5a1e0f92):
 """
 
 
+NETROUTE = """PS C:\\> Get-NetRoute -IncludeAllCompartments -AddressFamily IPv4
+
+ifIndex DestinationPrefix                              NextHop                                  RouteMetric ifMetric PolicyStore
+------- -----------------                              -------                                  ----------- -------- -----------
+23      172.30.24.0/21                                 172.30.16.1                                      256 15       ActiveStore
+23      172.30.16.0/20                                 0.0.0.0                                          256 15       ActiveStore
+9       0.0.0.0/0                                      172.30.16.254                                      0 15       ActiveStore
+"""
+
+
 def write(tmp_path, name: str, text: str, encoding: str = "utf-8"):
     path = tmp_path / name
     path.write_bytes(text.encode(encoding))
@@ -225,9 +235,14 @@ def test_localized_output_is_refused_with_the_line(tmp_path, text, line, words):
     (SEED_NETIP.replace("AddressFamily     : IPv4", "AddressFamily     : IPv6"), 4, "does not match"),
     (SEED_NETIP.replace("PolicyStore", "InterfaceIndex"), 13, "appears twice"),
     ("IPv4 Address. . . . . . . . . . . : 10.0.0.1\n", 1, "outside an adapter block"),
-    ("just some notes\n", 1, "neither ipconfig nor Get-NetIPAddress"),
+    ("just some notes\n", 1, "neither ipconfig, Get-NetIPAddress nor Get-NetRoute"),
     ('[\n  {"IPAddress": "10.0.0.1"},\n  {"IPAddress": 10.0.0.2}\n]', 3, "not valid JSON"),
-    ('[\n  {"IPAddress": "10.0.0.1"},\n  5\n]', 3, "expected Get-NetIPAddress objects"),
+    ('[\n  {"IPAddress": "10.0.0.1"},\n  5\n]', 3, "expected Get-NetIPAddress or Get-NetRoute objects"),
+    (NETROUTE.replace("172.30.24.0/21", "172.30.24.0/33"), 5, "not a route"),
+    (NETROUTE.replace("23      172.30.24.0/21", "x23     172.30.24.0/21"), 5, "interface index"),
+    (NETROUTE.replace("172.30.16.1 ", "fe80::1     "), 5, "not of the family"),
+    (NETROUTE + "23      10.0.0.0/8\n", 8, "not a Get-NetRoute row"),
+    ("Get-NetRoute\n" + NETROUTE.split("\n")[4] + "\n", 2, "before its header"),
 ])
 def test_garbled_and_mixed_files_name_the_line(tmp_path, text, line, words):
     message = error_of(tmp_path, text)
@@ -243,3 +258,23 @@ def test_missing_empty_and_binary_files(tmp_path):
     (tmp_path / "bin.txt").write_bytes(b"\x89PNG\x00\x01\x02abc")
     with pytest.raises(BadInputError, match="binary"):
         load_host_info([tmp_path / "bin.txt"])
+
+
+def test_get_netroute_table_takes_the_compartments_of_ipconfig(tmp_path):
+    info = load_host_info([write(tmp_path, "host.txt", ALL_COMPARTMENTS + "\n" + NETROUTE)])
+    routes = [(r.if_index, r.destination, r.next_hop, r.metric, r.compartment_id) for r in info.routes]
+    # ifIndex 23 is the container NIC of compartment 3, 9 the host's vEthernet (nat) in compartment 1 (ipconfig)
+    assert routes == [(23, "172.30.24.0/21", "172.30.16.1", 256, 3), (23, "172.30.16.0/20", "0.0.0.0", 256, 3),
+                      (9, "0.0.0.0/0", "172.30.16.254", 0, 1)]
+    assert info.routes[0].source == f"{tmp_path / 'host.txt'}:{ALL_COMPARTMENTS.count(chr(10)) + 2 + 4}"
+
+
+def test_convertto_json_of_get_netroute(tmp_path):
+    doc = [{"DestinationPrefix": "172.30.24.0/21", "NextHop": "172.30.16.1", "InterfaceIndex": 23, "RouteMetric": 256,
+            "InterfaceAlias": "vEthernet (Container NIC 5a1e0f92)", "AddressFamily": 2, "CompartmentId": 3,
+            "CimClass": "ROOT/StandardCimv2:MSFT_NetRoute"},
+           {"DestinationPrefix": "fd00::/64", "NextHop": "::", "ifIndex": 23}]
+    info = load_host_info([write(tmp_path, "routes.json", json.dumps(doc, indent=2))])
+    assert [(r.destination, r.next_hop, r.if_index, r.compartment_id) for r in info.routes] == \
+        [("172.30.24.0/21", "172.30.16.1", 23, 3), ("fd00::/64", "::", 23, None)]
+    assert info.addresses == []

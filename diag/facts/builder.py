@@ -230,6 +230,12 @@ class FactBuilder:
             self.model.address(a.address, "host-info", if_index=a.if_index, compartment_id=a.compartment_id,
                                prefix_length=a.prefix_length, state=a.state.lower() if a.state else None,
                                evidence={"source": a.source})
+        for r in info.routes:
+            if r.compartment_id is not None:
+                self.model.interface(r.if_index, "host-info", compartment_id=r.compartment_id,
+                                     evidence={"source": r.source})
+            destination, length = r.destination.split("/")
+            self.model.route(r.if_index, destination, int(length), r.next_hop)
 
     def _segments(self, digest: PktmonDigest) -> list[Segment]:
         found: dict[tuple[str, int], dict] = {}

@@ -1,15 +1,18 @@
-"""Host information users attach to a trace: ``ipconfig /allcompartments [/all]`` and
-``Get-NetIPAddress -IncludeAllCompartments`` output, as text or as ``ConvertTo-Json``.
+"""Host information users attach to a trace: ``ipconfig /allcompartments [/all]``,
+``Get-NetIPAddress -IncludeAllCompartments`` and ``Get-NetRoute -IncludeAllCompartments`` output, as
+text or as ``ConvertTo-Json``.
 
     from diag.hostinfo import load_host_info
     info = load_host_info([Path("ipconfig.txt"), Path("netip.json")])   # -> HostInfo
 
 A text file may hold several outputs one after the other when each starts with the command that
-produced it (``ipconfig ...``, ``Get-NetIPAddress ...``, optionally after a ``PS ...>`` prompt);
+produced it (``ipconfig ...``, ``Get-NetIPAddress ...``, ``Get-NetRoute ...``, optionally after a
+``PS ...>`` prompt);
 without such a line, a switch from one format to the other is an error naming the line. Every
 error is ``file:line: what is wrong`` (``diag.errors.BadInputError``). The files are linked after
 reading: an address Get-NetIPAddress lists takes the compartment of the ipconfig adapter with the
-same interface index (the ``%N`` scope of its link-local address) or the same alias.
+same interface index (the ``%N`` scope of its link-local address) or the same alias, and so does
+a route.
 """
 
 from __future__ import annotations
@@ -20,19 +23,25 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from diag.hostinfo.ipconfig import IpconfigParser
-from diag.hostinfo.model import HostAddress, HostInfo, HostInterface
+from diag.hostinfo.model import HostAddress, HostInfo, HostInterface, HostRoute
 from diag.hostinfo.netipaddress import NetIPAddressParser, address_from_record, recognises as netip_line
+from diag.hostinfo.netroute import NetRouteParser, is_route_record, route_from_record
+from diag.hostinfo.netroute import recognises as netroute_header
 from diag.hostinfo.text import LOCALIZED_HINT, HostInfoError, looks_localized, read_text
 
-__all__ = ["HostAddress", "HostInfo", "HostInfoError", "HostInterface", "load_host_info", "parse_host_text"]
+__all__ = ["HostAddress", "HostInfo", "HostInfoError", "HostInterface", "HostRoute", "load_host_info",
+           "parse_host_text"]
 
-_COMMAND = re.compile(r"^\s*(?:PS [^>]*>\s*)?(?P<command>ipconfig|get-netipaddress)\b", re.IGNORECASE)
+_COMMAND = re.compile(r"^\s*(?:PS [^>]*>\s*)?(?P<command>ipconfig|get-netipaddress|get-netroute)\b", re.IGNORECASE)
+_PARSERS = {"ipconfig": IpconfigParser, "get-netipaddress": NetIPAddressParser, "get-netroute": NetRouteParser}
+Parser = IpconfigParser | NetIPAddressParser | NetRouteParser
 
 
 def load_host_info(paths: Iterable[str | Path]) -> HostInfo:
     """Read and link every file; raise ``HostInfoError`` (a ``BadInputError``) on the first bad line."""
     interfaces: list[HostInterface] = []
     addresses: list[HostAddress] = []
+    routes: list[HostRoute] = []
     warnings: list[str] = []
     files = []
     for path in map(Path, paths):
@@ -44,21 +53,22 @@ def load_host_info(paths: Iterable[str | Path]) -> HostInfo:
         interfaces += found[0]
         addresses += found[1]
         warnings += found[2]
+        routes += found[3]
         files.append(str(path))
-    return _link(files, interfaces, addresses, warnings)
+    return _link(files, interfaces, addresses, routes, warnings)
 
 
 def parse_host_text(lines: list[str], path: str, line_numbers: list[int] | None = None):
-    """Interfaces, addresses and warnings from the lines of one text file (``line_numbers``: where each is)."""
-    parser: IpconfigParser | NetIPAddressParser | None = None
-    out: tuple[list, list, list] = ([], [], [])
+    """Interfaces, addresses, warnings and routes from the lines of one text file (``line_numbers``: where
+    each is)."""
+    parser: Parser | None = None
+    out: tuple[list, list, list, list] = ([], [], [], [])
     for line_no, text in zip(line_numbers or range(1, len(lines) + 1), lines):
         text = text.rstrip("\r\n").lstrip("\ufeff")
         command = _COMMAND.match(text)
         if command:
             _flush(parser, out)
-            name = command.group("command").lower()
-            parser = IpconfigParser(path) if name == "ipconfig" else NetIPAddressParser(path)
+            parser = _PARSERS[command.group("command").lower()](path)
             continue
         if parser is None:
             if not text.strip():
@@ -69,18 +79,21 @@ def parse_host_text(lines: list[str], path: str, line_numbers: list[int] | None 
     return out
 
 
-def _detect(text: str, path: str, line_no: int) -> IpconfigParser | NetIPAddressParser:
+def _detect(text: str, path: str, line_no: int) -> Parser:
     if IpconfigParser.recognises(text):
         return IpconfigParser(path)
     if netip_line(text):
         return NetIPAddressParser(path)
+    if netroute_header(text):
+        return NetRouteParser(path)
     if looks_localized(text):
-        raise HostInfoError(f"not English ipconfig / Get-NetIPAddress output ({text.strip()[:60]!r}); {LOCALIZED_HINT}",
-                            f"{path}:{line_no}")
-    raise HostInfoError(f"neither ipconfig nor Get-NetIPAddress output: {text.strip()[:60]!r}", f"{path}:{line_no}")
+        raise HostInfoError(f"not English ipconfig / Get-NetIPAddress / Get-NetRoute output ({text.strip()[:60]!r}); "
+                            f"{LOCALIZED_HINT}", f"{path}:{line_no}")
+    raise HostInfoError(f"neither ipconfig, Get-NetIPAddress nor Get-NetRoute output: {text.strip()[:60]!r}",
+                        f"{path}:{line_no}")
 
 
-def _flush(parser, out: tuple[list, list, list]) -> None:
+def _flush(parser, out: tuple[list, list, list, list]) -> None:
     if parser is None:
         return
     parser.finish()
@@ -89,6 +102,8 @@ def _flush(parser, out: tuple[list, list, list]) -> None:
         out[0].extend(interfaces)
         out[1].extend(addresses)
         out[2].extend(warnings)
+    elif isinstance(parser, NetRouteParser):
+        out[3].extend(parser.results())
     else:
         out[1].extend(parser.results())
         out[2].extend(parser.warnings)
@@ -101,12 +116,17 @@ def _parse_json(text: str, path: str):
     if items and all(isinstance(item, str) for _, item in items):
         # ``ipconfig ... | ConvertTo-Json``: an array of the output's lines
         return parse_host_text([item for _, item in items], path, [line_no for line_no, _ in items])
-    addresses = []
+    addresses, routes = [], []
     for line_no, item in items:
         if not isinstance(item, dict):
-            raise HostInfoError(f"expected Get-NetIPAddress objects, found {type(item).__name__}", f"{path}:{line_no}")
-        addresses.append(address_from_record(path, line_no, _json_record(item)))
-    return [], addresses, []
+            raise HostInfoError(f"expected Get-NetIPAddress or Get-NetRoute objects, found {type(item).__name__}",
+                                f"{path}:{line_no}")
+        record = _json_record(item)
+        if is_route_record(record):
+            routes.append(route_from_record(path, line_no, record))
+        else:
+            addresses.append(address_from_record(path, line_no, record))
+    return [], addresses, [], routes
 
 
 def _json_record(item: dict[str, Any]) -> dict[str, Any]:
@@ -149,7 +169,8 @@ def _skip(text: str, pos: int) -> int:
 
 # -- linking -------------------------------------------------------------------------------------------
 
-def _link(files: list[str], interfaces: list[HostInterface], addresses: list[HostAddress], warnings: list[str]) -> HostInfo:
+def _link(files: list[str], interfaces: list[HostInterface], addresses: list[HostAddress], routes: list[HostRoute],
+          warnings: list[str]) -> HostInfo:
     by_index = {i.if_index: i for i in interfaces if i.if_index is not None}
     by_alias = {i.alias.lower(): i for i in interfaces}
     merged: dict[tuple, HostAddress] = {}
@@ -166,9 +187,17 @@ def _link(files: list[str], interfaces: list[HostInterface], addresses: list[Hos
         address = address.model_copy(update=update)
         key = (address.address, address.if_index if address.if_index is not None else address.interface_alias)
         merged[key] = _merge(merged.get(key), address)
+    routes = [_route_in_compartment(r, by_index, by_alias) for r in routes]
     compartments = {i.compartment_id for i in interfaces} | {a.compartment_id for a in merged.values()}
-    return HostInfo(files=files, interfaces=interfaces, addresses=list(merged.values()),
+    return HostInfo(files=files, interfaces=interfaces, addresses=list(merged.values()), routes=routes,
                     compartments=sorted(c for c in compartments if c is not None), warnings=warnings)
+
+
+def _route_in_compartment(route: HostRoute, by_index: dict, by_alias: dict) -> HostRoute:
+    iface = by_index.get(route.if_index) or by_alias.get((route.interface_alias or "").lower())
+    if route.compartment_id is not None or iface is None:
+        return route
+    return route.model_copy(update={"compartment_id": iface.compartment_id})
 
 
 def _merge(old: HostAddress | None, new: HostAddress) -> HostAddress:

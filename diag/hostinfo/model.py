@@ -36,6 +36,16 @@ class HostInterface(_Model):
     source: str  # file:line
 
 
+class HostRoute(_Model):
+    destination: str
+    next_hop: str  # 0.0.0.0 / :: for an on-link route
+    if_index: int
+    interface_alias: str | None = None
+    compartment_id: int | None = None
+    metric: int | None = None
+    source: str  # file:line
+
+
 class HostInfo(_Model):
     """Everything read from the files, after linking: an address takes its interface's compartment
     and index when the file that listed it did not say (Get-NetIPAddress has no compartment)."""
@@ -43,5 +53,6 @@ class HostInfo(_Model):
     files: list[str] = []
     interfaces: list[HostInterface] = []
     addresses: list[HostAddress] = []
+    routes: list[HostRoute] = []
     compartments: list[int] = []
     warnings: list[str] = []
