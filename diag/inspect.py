@@ -238,11 +238,12 @@ def _scan(trace: Trace, progress: Callable[[int, int], None] | None, builder: Fa
         decoder.count_failed((_PKTMON_GUID, event_id, 0),
                              pktmon_errors.get(event_id, "packet event shorter than its header or logged size"), n)
     trace.stats.records.records = records
-    providers, decode_info = _providers(decoder.finish())
+    stats = decoder.finish()
     if builder is not None:  # events read before the schema that describes them (per-CPU buffers)
         for decoded, record in decoder.replay():
             builder.event(decoded, record)
         builder.events_not_replayed(decoder.not_retained)
+    providers, decode_info = _providers(stats)
     summary = TraceSummary(
         path=str(trace.path),
         header=_header_info(trace),

@@ -618,6 +618,8 @@ def test_events_read_before_their_schema_still_become_facts(tmp_path):
     for k in range(failures):
         builder.add(t + (k + 1) * 10_000_000, hns.PROVIDER, hns.EVENT_ENDPOINT_CREATE, hns.encode_endpoint_create(
             endpoint=uuid.UUID(int=2 + k), network=network, address="10.0.0.6", hresult=hns.E_NOT_FOUND), cpu=0)
+    cut_short = hns.encode_endpoint_create(endpoint=uuid.UUID(int=9), network=network, address="10.0.0.7")[:-6]
+    builder.add(t + 9 * 10_000_000, hns.PROVIDER, hns.EVENT_ENDPOINT_CREATE, cut_short, cpu=0)
     path = tmp_path / "early.etl"
     builder.write(path)
     with open_trace(path) as trace:  # the precondition, read independently of the decoder
@@ -627,4 +629,5 @@ def test_events_read_before_their_schema_still_become_facts(tmp_path):
     (failed,) = [f for f in facts if f.kind == "provider_event" and f.event_name == "EndpointCreate"]
     assert (failed.status, failed.count) == (hns.E_NOT_FOUND, failures)
     (coverage,) = [f for f in facts if f.kind == "provider" and f.guid == str(hns.PROVIDER)]
-    assert (coverage.decoded, coverage.not_decoded, coverage.failed) == (failures + 1, 0, 0)
+    # the event cut short, also read before the schema, is counted as failed, not as decoded
+    assert (coverage.decoded, coverage.not_decoded, coverage.failed) == (failures + 1, 0, 1)

@@ -9,8 +9,9 @@ PktMon layouts (payloads), neither of which is used by wnvdiag, never copied fro
   Ethernet Adapter") and NetVsc components of its rundown are reported as a VF/synthetic pair, with the
   packets the VF carried;
 - every pktmon sample: no finding above "low" on these healthy captures except the drop findings the
-  decode supports and unanswered ARP exactly where the frames hold it (counted here with struct); the payload-truncation gate fires exactly when a quarter or more of the packet
-  events were logged shorter than the packet, and the no-packets gate exactly on the rundown-only file.
+  decode supports and unanswered ARP exactly where the frames hold it (counted here with struct); the
+  payload-truncation gate fires exactly when a quarter or more of the packet events were logged shorter
+  than the packet, and the no-packets gate exactly on the rundown-only file.
 The samples are absent in a user's clone: every test skips with a message then (tests/samples.py).
 """
 

@@ -112,6 +112,7 @@ class EventDecoder:
         self._retained: list[Record] = []
         self._retained_bytes = 0
         self.not_retained = 0
+        self._settled: dict[tuple[str, int, int], bool] = {}  # finish()'s verdict per early kind: decoded or failed
 
     def learn(self, record: Record) -> None:
         """Feed every record through here first: EventMetadata records teach later decodes."""
@@ -194,6 +195,7 @@ class EventDecoder:
             else:
                 outcome.decoded += pending
                 outcome.layer, outcome.name = decoded.layer, decoded.event_name
+            self._settled[key] = decoded is not None
         self._early.clear()
         return self.stats
 
@@ -205,14 +207,25 @@ class EventDecoder:
         self._retained_bytes += record.size
 
     def replay(self) -> Iterator[tuple[Decoded, Record]]:
-        """The retained early events that decode now that every schema is known (after ``finish()``;
-        ``finish`` has counted them already). Each is handed out once."""
+        """The retained early events that decode now that every schema is known (after ``finish()``).
+        ``finish`` counted each kind by its first event; an event that fares otherwise moves between
+        decoded and failed here. Each is handed out once."""
         retained, self._retained, self._retained_bytes = self._retained, [], 0
         for record in retained:
-            try:
-                decoded = self._decode(record, record.provider, record.event_id, record.version)
-            except (WireError, ValueError):
+            key = (record.provider, record.event_id, record.version)
+            if key not in self._settled:  # still no layout: counted so by finish
                 continue
+            error = None
+            try:
+                decoded = self._decode(record, *key)
+            except (WireError, ValueError) as exc:
+                decoded, error = None, str(exc)
+            outcome = self.stats.outcomes[key]
+            if decoded is not None and not self._settled[key]:
+                outcome.failed, outcome.decoded = outcome.failed - 1, outcome.decoded + 1
+            elif decoded is None and self._settled[key]:
+                outcome.decoded, outcome.failed = outcome.decoded - 1, outcome.failed + 1
+                outcome.first_error = outcome.first_error or error or "the payload does not fit the trace's schema"
             if decoded is not None:
                 yield decoded, record
 

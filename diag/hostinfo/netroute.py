@@ -74,11 +74,12 @@ def route_from_record(path: str, line_no: int, record: dict[str, Any]) -> HostRo
         raise HostInfoError(f"not a route: {exc}", where) from None
     if next_hop.version != destination.version:
         raise HostInfoError(f"next hop {next_hop} is not of the family of {destination}", where)
-    compartment = record.get("CompartmentId")
-    metric = record.get("RouteMetric")
     return HostRoute(destination=str(destination), next_hop=str(next_hop), if_index=if_index,
                      interface_alias=record.get("InterfaceAlias", record.get("ifAlias")),
-                     compartment_id=int(compartment) if isinstance(compartment, (int, str)) and str(compartment).isdigit()
-                     else None,
-                     metric=int(metric) if isinstance(metric, (int, str)) and str(metric).isdigit() else None,
+                     compartment_id=_count(record.get("CompartmentId")), metric=_count(record.get("RouteMetric")),
                      source=where)
+
+
+def _count(value: Any) -> int | None:
+    """A non-negative whole number from a table cell or a JSON value; None when absent or not one."""
+    return int(value) if isinstance(value, (int, str)) and not isinstance(value, bool) and str(value).isdigit() else None
