@@ -27,6 +27,8 @@ from diag.resources import data_dir
 from diag.store import check_writable, fingerprint_files, load_run, redaction_key, save_run
 
 Progress = Callable[[int, int], None]
+# exit codes of ``check``: stable, documented in the README
+EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR, EXIT_INCONCLUSIVE = 0, 1, 2, 3
 
 
 class Severity(str, Enum):
@@ -80,7 +82,8 @@ def render_inspect_text(s: TraceSummary) -> str:
                 how += f"; {e.failed} did not fit: {e.first_error}"
             lines.append(f"  {e.count:>9}    id {e.event_id} v{e.version}{label} [{how}]")
     if p.present:
-        lines += ["", f"PktMon      {p.packets} packet events, {p.drops} drops, {len(p.components)} components"]
+        lines += ["", f"PktMon      {p.packets} packet events, {p.drops} drop events ({p.dropped_frames} distinct "
+                      f"frames), {len(p.components)} components"]
         if p.malformed_packet_events:
             lines.append(f"WARNING     {p.malformed_packet_events} malformed pktmon packet events")
         active = [c for c in p.components if c.packets or c.drops]
@@ -125,13 +128,24 @@ class CheckResult:
 
     @property
     def findings_at_threshold(self) -> list:
-        return [f for f in self.run.findings if Severity(f.severity).rank >= self.threshold.rank]
+        """Problems found at or above the threshold (not the findings that say the trace could not answer)."""
+        return [f for f in self.run.problem_findings if Severity(f.severity).rank >= self.threshold.rank]
+
+    @property
+    def exit_code(self) -> int:
+        """The CLI's exit code: 1 findings at or above the threshold, 3 inconclusive (the trace could not answer,
+        or not every rule ran and nothing was found), 0 we looked and found nothing."""
+        if self.run.verdict == "inconclusive":
+            return EXIT_INCONCLUSIVE
+        if self.findings_at_threshold:
+            return EXIT_FINDINGS
+        return EXIT_CLEAN if self.run.complete else EXIT_INCONCLUSIVE
 
     def as_json(self) -> dict:
         doc = self.run.model_dump(mode="json")
         doc.update(schema="wnvdiag.check/1", run_id=self.run_id, verdict=self.run.verdict,
                    db=str(self.db_path), report=str(self.report_path), threshold=self.threshold.value,
-                   findings_at_threshold=len(self.findings_at_threshold))
+                   findings_at_threshold=len(self.findings_at_threshold), exit_code=self.exit_code)
         return doc
 
 
@@ -238,10 +252,25 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def verdict_line(result: CheckResult) -> str:
+    """One line: the verdict, and what it rests on (the first problem, or why the trace cannot answer)."""
+    run = result.run
+    head = f"Run {result.run_id}: {run.verdict.replace('_', ' ')}"
+    if run.verdict == "inconclusive":
+        return f"{head}: {run.inconclusive[0].summary}"
+    if run.verdict == "findings":
+        top = run.problem_findings[0]
+        return (f"{head} ({len(run.findings)} finding(s), {len(result.findings_at_threshold)} at or above "
+                f"{result.threshold.value}); first: {top.title} [{top.severity}]")
+    if run.verdict == "incomplete":
+        return f"{head}: no findings at or above {result.threshold.value}, but not every rule ran"
+    return f"{head} ({len(run.findings)} finding(s), none at or above {result.threshold.value})" if run.findings \
+        else f"{head}"
+
+
 def render_check_text(result: CheckResult) -> str:
     run = result.run
-    lines = [f"Run {result.run_id}: {run.verdict.replace('_', ' ')} "
-             f"({len(run.findings)} finding(s), {len(result.findings_at_threshold)} at or above {result.threshold.value})"]
+    lines = [verdict_line(result)]
     for f in run.shown_findings:
         lines.append(f"  [{f.severity}/{f.confidence}] {f.rule_id}: {f.title}")
         lines.append(f"      {f.summary}")

@@ -1,6 +1,7 @@
 """The ``wnvdiag`` command: a thin typer layer over ``diag.api``.
 
-Exit codes are stable: 0 no findings at or above the threshold, 1 findings, 2 error.
+Exit codes are stable: 0 no findings at or above the threshold, 1 findings, 2 error, 3 inconclusive (the trace
+or the rules could not answer).
 """
 
 from __future__ import annotations
@@ -28,9 +29,10 @@ register_run_commands(app)
 
 
 class Exit(IntEnum):
-    CLEAN = 0
-    FINDINGS = 1
-    ERROR = 2
+    CLEAN = api.EXIT_CLEAN
+    FINDINGS = api.EXIT_FINDINGS
+    ERROR = api.EXIT_ERROR
+    INCONCLUSIVE = api.EXIT_INCONCLUSIVE
 
 
 def _fail(message: str) -> None:
@@ -121,7 +123,7 @@ def check(
         typer.echo(json.dumps(result.as_json(), indent=2, default=str))
     elif not quiet:
         typer.echo(api.render_check_text(result))
-    raise typer.Exit(Exit.FINDINGS if result.findings_at_threshold else Exit.CLEAN)
+    raise typer.Exit(result.exit_code)
 
 
 def main() -> None:

@@ -27,17 +27,16 @@ from diag.read import Trace
 from diag.read.buffers import BUFFER_TYPES
 from diag.read.clock import filetime_to_datetime
 from diag.read.guids import provider_name
-from diag.read.records import (
-    EVENT_HEADER_TYPES, FLAG_EXTENDED_INFO, HEADER_TYPE_NAMES, KERNEL_STYLE, PERFINFO32, PERFINFO64, Record,
-    record_spans,
-)
+from diag.read.records import EVENT_HEADER_TYPES, FLAG_EXTENDED_INFO, HEADER_TYPE_NAMES, Record, record_spans
 
 SCHEMA = "wnvdiag.inspect/1"
 _PKTMON_GUID = pktmon.PROVIDER
 _PKTMON_ON_DISK = uuid.UUID(_PKTMON_GUID).bytes_le
 _U16 = struct.Struct("<H").unpack_from
 _I64 = struct.Struct("<q").unpack_from
-_ID_VERSION = struct.Struct("<HB").unpack_from  # EVENT_DESCRIPTOR Id, Version
+# EVENT_HEADER TimeStamp (0x10), then EVENT_DESCRIPTOR Id and Version (0x28)
+_TIME_ID_VERSION = struct.Struct("<16xq16xHB").unpack_from
+_NO_TIME = 1 << 63
 
 
 class _Model(BaseModel):
@@ -134,7 +133,9 @@ class PktmonInfo(_Model):
     present: bool
     components: list[ComponentInfo]
     packets: int
-    drops: int
+    drops: int = Field(description="drop events")
+    dropped_frames: int = Field(0, description="distinct frames among the drop events: the stack logs one dropped "
+                                               "packet several times; one frame at one component within 10 ms counts once")
     drops_by_reason: list[DropReasonCount]
     drops_by_component: dict[str, int]
     malformed_packet_events: int
@@ -183,8 +184,10 @@ def _scan(trace: Trace, progress: Callable[[int, int], None] | None, builder: Fa
     pktmon_ok: Counter[int] = Counter()  # PktMon events decoded on the hot path, by event id
     pktmon_bad: Counter[int] = Counter()
     pktmon_errors: dict[int, str] = {}  # first decode error per PktMon event id
-    first_ts: int | None = None
-    last_ts: int | None = None
+    # The earliest and latest timestamp of any record, in the file's clock. Every record counts, not a
+    # buffer's first and last: a relogged buffer's records are not in time order, and classic (MOF)
+    # records carry times too. Zero (no time) is left out.
+    first_raw, last_raw = _NO_TIME, 0
     clock = trace.clock
     records = 0
     for buf in trace.buffers():
@@ -197,7 +200,11 @@ def _scan(trace: Trace, progress: Callable[[int, int], None] | None, builder: Fa
             if (htype in EVENT_HEADER_TYPES and data[off + 0x18:off + 0x28] == _PKTMON_ON_DISK
                     and not _U16(data, off + 4)[0] & FLAG_EXTENDED_INFO):
                 # PktMon without extended data: the hot path, decoded in place without a Record.
-                event_id, version = _ID_VERSION(data, off + 0x28)
+                ts, event_id, version = _TIME_ID_VERSION(data, off)
+                if ts > last_raw:
+                    last_raw = ts
+                if 0 < ts < first_raw:
+                    first_raw = ts
                 if version != 0:  # layouts of other versions are unknown to the hand-written decoders
                     ok = None
                 elif event_id == pktmon.EVENT_PACKET:
@@ -213,6 +220,12 @@ def _scan(trace: Trace, progress: Callable[[int, int], None] | None, builder: Fa
                     (pktmon_ok if ok else pktmon_bad)[event_id] += 1
                     continue
             record = Record(data, off, size, htype, buf.index, clock)
+            ts = record.raw_timestamp
+            if ts is not None and ts > 0:
+                if ts > last_raw:
+                    last_raw = ts
+                if ts < first_raw:
+                    first_raw = ts
             decoder.learn(record)
             if record.provider == _PKTMON_GUID and record.event_id in pktmon.PACKET_EVENTS and record.version == 0:
                 # packet events that carry extended data items: same digest, slower path
@@ -225,11 +238,6 @@ def _scan(trace: Trace, progress: Callable[[int, int], None] | None, builder: Fa
                 tally.rundown(decoded.event_id, decoded.fields)
             elif decoded is not None and builder is not None:
                 builder.event(decoded, record)
-        if spans:
-            ts = _timestamps(data, spans, clock)
-            if ts:
-                first_ts = ts[0] if first_ts is None else min(first_ts, ts[0])
-                last_ts = ts[1] if last_ts is None else max(last_ts, ts[1])
         if progress is not None:
             progress(buf.offset + buf.size, trace.file_size)
     for event_id, n in pktmon_ok.items():
@@ -247,7 +255,9 @@ def _scan(trace: Trace, progress: Callable[[int, int], None] | None, builder: Fa
     summary = TraceSummary(
         path=str(trace.path),
         header=_header_info(trace),
-        read=_read_info(trace, buffer_types, by_header_type, records, first_ts, last_ts),
+        read=_read_info(trace, buffer_types, by_header_type, records,
+                        None if first_raw == _NO_TIME else clock.to_filetime(first_raw),
+                        None if not last_raw else clock.to_filetime(last_raw)),
         decode=decode_info,
         providers=providers,
         pktmon=_pktmon_info(tally, decoder, trace.header.os_build, _PKTMON_GUID in {p.guid for p in providers}),
@@ -263,16 +273,6 @@ def _pktmon_rundown(tally: PktmonDigest, event_id: int, payload: memoryview, err
         return False
     tally.rundown(event_id, fields)
     return True
-
-
-def _timestamps(data: bytes, spans: list[tuple[int, int, int]], clock) -> tuple[int, int] | None:
-    """First and last FILETIME of a buffer, from its first and last timestamped records."""
-    stamps = []
-    for htype, off, _size in (spans[0], spans[-1]):
-        if htype in EVENT_HEADER_TYPES or htype in KERNEL_STYLE:
-            offset = 8 if htype in (PERFINFO32, PERFINFO64) else 0x10
-            stamps.append(clock.to_filetime(_I64(data, off + offset)[0]))
-    return (min(stamps), max(stamps)) if stamps else None
 
 
 def _providers(stats: DecodeStats) -> tuple[list[ProviderInfo], DecodeInfo]:
@@ -291,7 +291,7 @@ def _providers(stats: DecodeStats) -> tuple[list[ProviderInfo], DecodeInfo]:
             undecodable.append({"provider": guid, "event_id": event_id, "version": version,
                                 "no_layout": o.no_layout, "failed": o.failed, "first_error": o.first_error})
     providers = [
-        ProviderInfo(guid=guid, name=provider_name(guid) or catalogue.provider_name(guid),
+        ProviderInfo(guid=guid, name=provider_name(guid) or catalogue.provider_name(guid) or stats.provider_names.get(guid),
                      records=sum(e.count for e in events),
                      events=sorted(events, key=lambda e: (e.event_id, e.version)))
         for guid, events in by_provider.items()
@@ -357,7 +357,7 @@ def _pktmon_info(tally: PktmonDigest, decoder: EventDecoder, os_build: int, pres
     ]
     return PktmonInfo(
         present=present, components=components, packets=tally.packets, drops=tally.drops,
-        drops_by_reason=reasons, drops_by_component={str(k): v for k, v in tally.drops_by_component.most_common()},
+        dropped_frames=tally.dropped_frames, drops_by_reason=reasons, drops_by_component={str(k): v for k, v in tally.drops_by_component.most_common()},
         malformed_packet_events=tally.malformed,
         reason_names_from="trace EventMetadata" if embedded else "wnvdiag knowledge table",
     )

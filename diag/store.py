@@ -215,7 +215,7 @@ def fingerprint_files(paths: Iterable[str | Path]) -> str:
 
 def run_key(run: RunReport) -> str | None:
     """What makes two runs the same: trace content, tool and rules versions, the rules that ran,
-    host-info contents, case and threshold, and the same outcome (findings, errors, quality), so
+    host-info contents, case and threshold, and the same outcome (findings, facts, errors, quality), so
     that a re-run which came out differently is kept beside the first, never folded into it.
     ``None`` (never deduplicated) when the trace hash is unknown."""
     if not run.trace.sha256:
@@ -230,7 +230,7 @@ def run_key(run: RunReport) -> str | None:
         "min_severity": run.min_severity,
         "outcome": run.model_dump(
             mode="json",
-            include={"findings": True, "rule_errors": True, "engine_errors": True, "quality": True,
+            include={"findings": True, "facts": True, "rule_errors": True, "engine_errors": True, "quality": True,
                      "rules_run": True, "facts_asserted": True, "facts_unmatched": True, "trace": {"sha256", "size", "records_read", "records_decoded"}},
         ),
     }

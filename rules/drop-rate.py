@@ -36,16 +36,18 @@ META = {
         "https://learn.microsoft.com/windows-server/networking/technologies/pktmon/pktmon",
         "https://learn.microsoft.com/windows-server/administration/windows-commands/pktmon-counters",
     ],
-    "tags": ["pktmon", "drops", "rate"],
+    "tags": ["pktmon", "drops", "rate", "overview"],
     "finding": {
         "summary": (
-            "{total[count]} packet(s) dropped in {matches} group(s); the largest, {d[count]} packet(s) at component "
+            "{total[count]} drop event(s) ({total[distinct_frames]} distinct frame(s)) in {matches} group(s); the "
+            "largest, {d[count]} drop event(s) at component "
             "{d[component_id]} ({d[component_name]}, reason {d[reason_code]} \"{d[reason_name]}\"), peaked at "
             "{r[peak_per_second]}/s (mean {r[mean_per_second]}/s over {r[active_seconds]} s), from {d[first_seen]} "
             "to {d[last_seen]}."
         ),
         "rank_by": "d.count",
         "evidence": ["d.component_id", "d.component_name", "d.direction", "d.reason_code", "d.reason_name", "d.count",
+                     "d.distinct_frames",
                      "d.first_seen", "d.last_seen", "r.peak_per_second", "r.mean_per_second", "r.active_seconds",
                      "r.bucket_seconds"],
     },

@@ -124,3 +124,47 @@ def test_garbled_host_info_is_refused_with_file_and_line(tmp_path):
     (line,) = done.stderr.strip().splitlines()
     assert line.startswith(f"wnvdiag: error: {bad}:3:") and "Traceback" not in done.stderr
     assert not (tmp_path / "a.db").exists()
+
+
+def test_a_trace_that_cannot_answer_exits_3_whatever_the_threshold(tmp_path):
+    # a trace of something else (one event of a provider nothing reads): "inconclusive", never "no findings"
+    import uuid
+
+    from diag.synth.etlwriter import EtlWriter
+
+    trace = tmp_path / "other.etl"
+    with EtlWriter(trace, os_build=20348) as w:
+        w.write_event(uuid.UUID("a0c1853b-5c40-4b15-8766-3cf1c58f985a"), 4104, 1, b"\x01\x00\x00\x00")
+    for threshold in ("low", "critical"):
+        done = run_cli("check", str(trace), "--db", str(tmp_path / "a.db"), "--out", str(tmp_path),
+                       "--threshold", threshold)
+        assert done.returncode == 3, done.stderr
+        first = done.stdout.splitlines()[0]
+        assert "inconclusive" in first and "no networking events" in first
+    doc = json.loads(run_cli("check", str(trace), "--db", str(tmp_path / "a.db"), "--out", str(tmp_path),
+                             "--json").stdout)
+    assert (doc["verdict"], doc["exit_code"], doc["findings_at_threshold"]) == ("inconclusive", 3, 0)
+    assert "Verdict: inconclusive" in (tmp_path / "wnvdiag-report.md").read_text()
+
+
+def test_a_run_whose_rules_did_not_all_load_is_never_exit_0(tmp_path):
+    rules = tmp_path / "mine"
+    rules.mkdir()
+    (rules / "broken.yaml").write_text("id: broken\ntitle: [unclosed\n")
+    done = run_cli("check", str(DEMO), "--rules", str(rules), "--db", str(tmp_path / "a.db"), "--out", str(tmp_path),
+                   "--threshold", "critical")
+    assert done.returncode == 3, (done.stdout, done.stderr)  # nothing at critical, but not every rule ran
+    assert "incomplete" in done.stdout.splitlines()[0]
+    found = run_cli("check", str(DEMO), "--rules", str(rules), "--db", str(tmp_path / "a.db"), "--out", str(tmp_path))
+    assert found.returncode == 1  # findings stand, with the rule error reported beside them
+    assert "RULE ERROR" in found.stdout
+
+
+def test_the_verdict_line_names_the_first_problem(tmp_path):
+    done = run_cli("check", str(DEMO), "--db", str(tmp_path / "a.db"), "--out", str(tmp_path))
+    first = done.stdout.splitlines()[0]
+    shown = [line.split("]", 1)[1].split(":", 1)[0].strip() for line in done.stdout.splitlines()
+             if line.startswith("  [")]
+    assert first.endswith("]") and "first:" in first
+    assert shown[0] in ("mac-spoofing-drops", "vlan-drops")  # high, specific: before the overview of all drops
+    assert shown.index("packets-dropped") > shown.index("vlan-drops")

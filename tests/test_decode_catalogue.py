@@ -495,3 +495,25 @@ def test_version_survey_argues_against_fallback():
     pairs = survey["identical"] + survey["appended"] + survey["changed"]
     assert pairs > survey["events"] > 0
     assert survey["changed"] > 0.2 * pairs  # a lower version is often not a prefix of the next one
+
+
+def test_a_last_string_that_runs_to_the_payload_end_without_its_nul_is_read():
+    # ETW writes an event's final string field without its NUL at times (HttpService 32 "Url" in a real trace);
+    # only the last field may end so: a string with fields after it still needs its terminator
+    from construct import Int64ul, Struct
+    from etl.utils import WString
+
+    class LastString:  # the shape of HttpService 32: UrlGroupId, Url
+        pattern = Struct("UrlGroupId" / Int64ul, "Url" / WString)
+
+    class StringThenNumber:
+        pattern = Struct("Url" / WString, "UrlGroupId" / Int64ul)
+
+    cat = catalogue.Catalogue()
+    types = catalogue._types()
+    url = "http://+:80/".encode("utf-16-le")
+    result = cat.decode_payload(catalogue.Layout("h", None, 32, 0, LastString, *types), (9).to_bytes(8, "little") + url)
+    assert isinstance(result, catalogue.CatalogueResult), result
+    assert result.fields == {"UrlGroupId": 9, "Url": "http://+:80/"}
+    inner = cat.decode_payload(catalogue.Layout("h", None, 33, 0, StringThenNumber, *types), url + bytes(8))
+    assert not isinstance(inner, catalogue.CatalogueResult)

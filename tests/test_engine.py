@@ -129,7 +129,7 @@ def test_2000_matches_are_all_recorded_when_the_call_returns():
     assert result.matches["packets-dropped"] == n
     finding = finding_for(result, "packets-dropped")
     assert len(finding.evidence) == n and len(set(finding.fact_ids)) == n
-    assert f"{sum(i % 7 + 1 for i in range(n))} packet(s)" in finding.summary
+    assert f"{sum(i % 7 + 1 for i in range(n))} drop event(s)" in finding.summary
 
 
 # --------------------------------------------------------------------------------------------

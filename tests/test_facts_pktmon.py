@@ -16,8 +16,9 @@ from pathlib import Path
 
 import pytest
 
+import reference_pktmon as reference
 from factscan import by_kind, scan_facts
-from samples import sample_params
+from samples import sample, sample_params
 from diag.decode import pktmon
 from diag.facts import pktmon as pktmon_facts
 from diag.facts.pktmon import PktmonDigest
@@ -58,32 +59,36 @@ def independent(path: Path) -> dict:
     return out
 
 
-def routes_of(snapshots: dict) -> collections.Counter:
-    routes: collections.Counter = collections.Counter()
-    for hops in snapshots.values():
-        routes[tuple(c for _a, c, _d, _r in sorted(hops, key=lambda h: h[0]))] += 1
-    return routes
-
-
 @pytest.mark.parametrize("path", PKTMON_SAMPLES)
 def test_components_packets_drops_and_paths_match_an_independent_decode(path):
     truth = independent(path)
+    snapshots = reference.read_snapshots(path)
+    packets, repeats = reference.rebuild(snapshots)
     result = scan_facts(path)
     digest, kinds = result.scan.pktmon, by_kind(result.facts)
-    assert digest.packets == truth["packets"]
+    assert digest.packets == truth["packets"] == len(snapshots)
     assert {k: t for k, t in ((c, comp.get("type")) for c, comp in digest.components.items()) if t is not None} == \
         truth["components"]
-    assert {(d.component_id, d.reason_code): d.count for d in kinds.get("pktmon_drop", [])} == \
-        {k: v for k, v in truth["drops"].items()} or not truth["drops"]
-    assert digest.paths == len(truth["snapshots"])
-    ours = {tuple((e >> 16, e & 0xFFFF) for e in route): r for route, r in digest.routes.items()}
-    assert {route: r.packets for route, r in ours.items()} == dict(routes_of(truth["snapshots"]))
-    dropped_routes = collections.Counter()
-    for hops in truth["snapshots"].values():
-        if any(d for _a, _c, d, _r in hops):
-            dropped_routes[tuple(c for _a, c, _d, _r in sorted(hops, key=lambda h: h[0]))] += 1
+    drop_facts = kinds.get("pktmon_drop", []) + kinds.get("background_drop", [])
+    drops: collections.Counter = collections.Counter()
+    for d in drop_facts:
+        drops[(d.component_id, d.reason_code)] += d.count
+    assert drops == truth["drops"]
+    # packets: the reference rebuild (per (PktGroupId, PktNumber), or per snapshot chain on builds 26100+)
+    assert digest.paths == len(packets)
+    assert digest.drop_repeats + digest.chains.repeats == repeats
+    ours = {tuple((e >> 16, e & 0xFFFF) for e in route): r for route, r in digest.routes.items() if r.packets}
+    assert {route: r.packets for route, r in ours.items()} == dict(collections.Counter(p.route for p in packets))
+    dropped_routes = collections.Counter(p.route for p in packets if p.dropped_at is not None)
     assert {route: r.dropped for route, r in ours.items() if r.dropped} == dict(dropped_routes)
     assert sum(f[0] for f in digest.flows.values()) + digest.unparsed_frames == digest.paths
+    # drop events and the distinct frames behind them
+    frames = reference.dropped_frames(snapshots)
+    assert digest.dropped_frames == sum(frames.values())
+    by_component: collections.Counter = collections.Counter()
+    for d in drop_facts:
+        by_component[d.component_id] += d.distinct_frames
+    assert dict(by_component) == frames
 
 
 @pytest.mark.parametrize("path", PKTMON_SAMPLES)
@@ -169,14 +174,17 @@ def test_memory_stays_bounded_whatever_the_number_of_packets():
     assert len(facts) <= pktmon_facts.MAX_ROUTES + pktmon_facts.MAX_FLOW_FACTS + pktmon_facts.MAX_PATH_FACTS
 
 
-def test_snapshots_further_apart_than_the_window_split_a_path():
+def test_a_path_the_window_let_go_is_joined_up_again_when_the_rest_comes():
     digest = PktmonDigest(Clock(), window=1)  # at most 2 in flight: the third packet pushes the first two out
-    order = [(1, 1, 7), (2, 1, 7), (3, 1, 7), (1, 2, 8)]  # packet 1's second snapshot comes after 2 others
+    order = [(1, 1, 7), (2, 1, 7), (3, 1, 7), (1, 2, 8), (1, 3, 9)]  # packet 1's next snapshots come after 2 others
     for group, appearance, component in order:
         data = snapshot(group, 1, appearance, component, frame(group))
         digest.passed(data, 0x50, len(data))
     digest.finish()
-    assert digest.paths == 4 and digest.paths_split == 1
+    assert digest.paths == 3 and digest.paths_split == 1
+    routes = {tuple(e >> 16 for e in key): r.packets for key, r in digest.routes.items() if r.packets}
+    assert routes == {(7,): 2, (7, 8, 9): 1}  # no half path "7" for packet 1
+    assert sum(f[0] for f in digest.flows.values()) == 3  # its flow counted once
 
 
 def test_a_drop_ends_the_path_at_its_drop_point():

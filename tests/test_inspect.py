@@ -110,3 +110,22 @@ def test_published_json_schema_is_current_and_validates_output():
         "regenerate reports/schemas/inspect.schema.json (see README, 'inspect --json')"
     doc = json.loads(inspect_trace(DEMO).model_dump_json(by_alias=True))
     assert set(published["required"]) <= set(doc) <= set(published["properties"])
+
+
+@pytest.mark.parametrize("path", sample_params())
+def test_first_and_last_event_times_are_those_of_any_record(path):
+    # every record counts: a buffer's last record is not always its latest (relogged buffers, classic records)
+    dissect_etl = pytest.importorskip("dissect.etl.etl")
+    times = []
+    with open(path, "rb") as fh:
+        for rec in dissect_etl.ETL(fh):
+            try:
+                stamp = rec.header.timestamp
+            except Exception:  # headers without a timestamp (message records)
+                continue
+            if stamp is not None and stamp.year > 1601:
+                times.append(stamp)
+    read = inspect_trace(path).read
+    # within a few microseconds: dissect.etl rounds the logfile header record's time its own way
+    assert abs((read.last_event - max(times)).total_seconds()) < 1e-5
+    assert abs((read.first_event - min(times)).total_seconds()) < 1e-5

@@ -35,6 +35,8 @@ CATALOGUE = {
     402: ("netvsc-drops", VMNIC, set()),                 # NetVsc: VF not ready
     907: ("tcpip-drops", TCPIP, set()),                  # 30 no route (TCP/IP network layer)
     912: ("offload-anomaly-drops", TCPIP, {"tcpip-drops"}),  # 23 bad checksum, also a TCP/IP NL drop
+    922: ("address-resolution-drops", TCPIP, {"tcpip-drops"}),  # 17 ARP/ND failure: address-resolution timeout
+    923: ("address-resolution-drops", TCPIP, {"tcpip-drops"}),  # 17 ARP/ND failure: address-resolution failure
 }
 REASON_RULES = {rule for rule, _, _ in CATALOGUE.values()}
 

@@ -62,9 +62,11 @@ RULE_FOR = {
     "tcp-resets-on-vport": "tcp-resets-on-vport",
     "tcp-retransmissions-on-vport": "tcp-retransmissions-on-vport",
     "arp-nd-unanswered": "arp-nd-unanswered",
+    "trace-no-packets": "trace-no-packets",
 }
 
 VMSWITCH_GUID = "67dc0d66-3695-47c0-9642-33f76f7bd7ad"
+PKTMON_GUID = "4d4f80d9-c8bd-4d73-bb5b-19c90402c5ac"
 # Scenarios whose host has container/VM vmNICs in pktmon's component list: every scenario built on
 # diag.synth.scenarios.base.ContainerHost, and the demo trace (two container vmNICs, its docstring).
 # vf-fallback is a guest-side trace (NetVsc and the VF, no vSwitch).
@@ -90,14 +92,18 @@ def derived_expectations(name: str, truth: dict) -> set[str]:
         out.add("tcpip-drops")
     if any(d["reason"] in DESTINATION_DOWN_REASONS for d in truth.get("drops", [])):
         out.add("destination-down-drops")
+    pktmon_events = truth["trace"]["events_by_provider"].get(PKTMON_GUID, {})
+    if truth["trace"]["packet_numbering"] == "per-snapshot" and (pktmon_events.get("160") or pktmon_events.get("170")):
+        out.add("packet-paths-rebuilt")  # builds 26100+: every path is rebuilt from ids and content
     return out
 
 
-def check_every_scenario(base, size=None) -> dict:
-    """Each scenario written (at ``size``) and checked: name -> (truth, findings by rule id, result)."""
+def check_every_scenario(base, size=None, build=None) -> dict:
+    """Each scenario written (at ``size``, claiming ``build``) and checked: name -> (truth, findings by rule id,
+    result)."""
     out = {}
     for name in scenario_names():
-        written = synthesize(name, base / f"{name}.etl", size=size)
+        written = synthesize(name, base / f"{name}.etl", size=size, build=build)
         truth = json.loads(written.truth.read_text(encoding="utf-8"))
         run_dir = base / name
         run_dir.mkdir()
@@ -114,14 +120,16 @@ def results(tmp_path_factory):
 
 # Shipped rules no synthesized scenario fires, and the trace-level test that does fire them.
 FIRED_ELSEWHERE = {
-    "trace-no-packets": "tests/test_rules_samples.py (the real Gobang sample: components, no packets)",
+    "trace-cannot-answer": "tests/test_rules_samples.py (the real non-networking samples and the Gobang sample)",
+    "background-drops": "tests/test_rules_samples.py (the real Finguard sample: loopback probes, a broadcast)",
     **{rule: "tests/test_rules_by_drop_reason.py" for rule in REASON_RULES},
 }
 
 
-def test_every_shipped_rule_fires_on_some_trace(results):
+def test_every_shipped_rule_fires_on_some_trace(results, per_snapshot_results):
     rules, _ = load_rules([ROOT / "rules"])
-    fired = set().union(*(set(findings) for _, findings, _ in results.values()))
+    fired = set().union(*(set(findings) for runs in (results, per_snapshot_results)
+                          for _, findings, _ in runs.values()))
     assert {r.id for r in rules} - fired - set(FIRED_ELSEWHERE) == set()
 
 
@@ -160,6 +168,48 @@ def test_a_sized_scenario_still_has_exactly_its_truth(sized_results, name):
     assert result.run.failure is None and result.run.rule_errors == []
     expected = {RULE_FOR[f["finding"]] for f in truth["expect"]} | derived_expectations(name, truth)
     assert set(findings) == expected, f"{name}: missing {expected - set(findings)}, unexpected {set(findings) - expected}"
+
+
+PER_SNAPSHOT_BUILD = 26200  # Windows 11 25H2: pktmon gives every snapshot its own PktGroupId
+
+
+@pytest.fixture(scope="module")
+def per_snapshot_results(tmp_path_factory):
+    return check_every_scenario(tmp_path_factory.mktemp("per-snapshot"), build=PER_SNAPSHOT_BUILD)
+
+
+@pytest.mark.parametrize("name", scenario_names())
+def test_a_scenario_numbered_per_snapshot_has_its_truth_and_its_values(per_snapshot_results, results, name):
+    # the same scenario as builds 26100+ write it: paths, flows, TCP and ARP/ND counts must come out the same
+    truth, findings, result = per_snapshot_results[name]
+    assert result.run.failure is None and result.run.rule_errors == []
+    assert truth["trace"]["os_build"] == PER_SNAPSHOT_BUILD and truth["trace"]["packet_numbering"] == "per-snapshot"
+    expected = {RULE_FOR[f["finding"]] for f in truth["expect"]} | derived_expectations(name, truth)
+    assert set(findings) == expected, f"{name}: missing {expected - set(findings)}, unexpected {set(findings) - expected}"
+    for expected_finding in truth["expect"]:
+        check_values(expected_finding["finding"], expected_finding["values"], findings[RULE_FOR[expected_finding["finding"]]])
+    trace = next(f for f in result.run.facts if f["kind"] == "trace")
+    assert trace["packet_numbering"] in (None, "per-snapshot")
+    # as many packets as the writer wrote (the per-packet run keys them by the writer's own PktGroupIds)
+    per_packet = next(f for f in results[name][2].run.facts if f["kind"] == "trace")
+    assert trace["packet_paths"] == trace["paths_rebuilt"] == per_packet["packet_paths"]
+    assert trace["path_links_ambiguous"] == 0
+
+
+@pytest.mark.parametrize("build", [None, PER_SNAPSHOT_BUILD])
+def test_a_healthy_host_large_enough_to_split_paths_reports_nothing(tmp_path, build):
+    # 64 MB: the scenario's packets are far apart in the file from bulk buffers written between them, so the
+    # tracking window lets some paths go before their last snapshot: each must be joined up again, not read
+    # as a packet the vSwitch never delivered
+    written = synthesize("healthy-container-host", tmp_path / "h.etl", size=64 << 20, build=build)
+    truth = json.loads(written.truth.read_text(encoding="utf-8"))
+    result = check(written.trace, db_path=tmp_path / "h.db", out_dir=tmp_path)
+    trace = next(f for f in result.run.facts if f["kind"] == "trace")
+    if build is None:
+        assert trace["paths_split"] > 0  # the window did split paths: this size tests what it must
+    expected = derived_expectations("healthy-container-host", truth)
+    assert {f.rule_id for f in result.run.findings} == expected
+    assert trace["packet_paths"] == truth["trace"]["pktmon_packets"]  # every packet one path, none split in two
 
 
 def rows(finding) -> list[dict]:
@@ -330,6 +380,9 @@ def check_values(finding_id: str, values: dict, finding) -> None:
         # only the vmNIC the scenario wrote the resets / repeated segments for, with the counts it wrote
         assert [r["component_id"] for r in ev] == [values["component_id"]], ev
         assert has_row(finding, **values), (values, ev)
+    elif finding_id == "trace-no-packets":
+        (row,) = ev
+        assert row["packet_events"] == 0 and row["events"] > 0 and row["status"] == "decoded"
     elif finding_id == "arp-nd-unanswered":
         got = sorted((r["protocol"], r["target"], r["requester_mac"].lower(), r["component_id"], r["requests"],
                       r["answers"]) for r in ev)
@@ -372,3 +425,17 @@ def test_a_badly_captured_healthy_host_gets_only_trace_quality_findings(results)
     assert findings
     for finding in findings.values():
         assert finding.severity == "info" and {"trace", "quality"} <= set(finding.tags), finding.rule_id
+
+
+@pytest.mark.parametrize("name", scenario_names())
+def test_no_report_shows_none(results, name, tmp_path):
+    # every scenario's reports, all findings shown: an empty value reads "–" or is left out, never "None"
+    import re
+
+    from diag.report import render
+
+    _, _, result = results[name]
+    written = render(result.run.model_copy(update={"min_severity": "info"}), "md,html,csv", tmp_path)
+    for files in written.values():
+        for path in files:
+            assert not re.search(r"\bNone\b", path.read_text(encoding="utf-8")), path.name

@@ -1,7 +1,7 @@
 """``wnvdiag synth``: synthesized traces with a known diagnosis, over ``diag.synth.generate``.
 
     wnvdiag synth list
-    wnvdiag synth SCENARIO -o trace.etl [--size 1G] [--seed N] [--compressed/--plain]
+    wnvdiag synth SCENARIO -o trace.etl [--size 1G] [--seed N] [--compressed/--plain] [--build 26100]
 """
 
 from __future__ import annotations
@@ -58,11 +58,14 @@ def generate_trace(
     duration: Optional[float] = typer.Option(None, "--duration", help="Seconds of traffic."),
     rate: Optional[float] = typer.Option(None, "--rate", help="Packets per second of the scenario's traffic."),
     hosts: Optional[int] = typer.Option(None, "--hosts", help="Containers or VMs on the host."),
+    build: Optional[int] = typer.Option(None, "--build",
+                                        help="Windows build the trace claims (default: the scenario's). 26100 and "
+                                             "later number every packet snapshot on its own, as pktmon there does."),
 ) -> None:
     """Write SCENARIO's trace to OUT and its ground truth to OUT's name + .truth.json."""
     try:
         result = generate.synthesize(scenario, out, seed=seed, size=size, compressed=compressed, duration=duration,
-                                     rate=rate, hosts=hosts)
+                                     rate=rate, hosts=hosts, build=build)
     except DiagError as exc:
         _fail(str(exc))
         return

@@ -1,8 +1,9 @@
 """decode: turn a record's payload into named fields, by (provider GUID, event id, version).
 
 Layers, tried in order:
-1. ``fast``: hand-written decoders: PktMon, NDIS-PacketCapture, and the network-virtualization
-   providers (Hyper-V-VmSwitch, Hyper-V-Netvsc, TCPIP, WinNat, Wnv: layouts declared as data);
+1. ``fast``: hand-written decoders: PktMon, NDIS-PacketCapture, the network-virtualization
+   providers (Hyper-V-VmSwitch, Hyper-V-Netvsc, TCPIP, WinNat, Wnv) and Kernel-Network (layouts
+   declared as data);
 2. ``trace-schema`` / ``tracelogging``: schemas the trace carries itself (EventMetadata records
    that pktmon embeds; TraceLogging metadata in each event);
 3. ``catalogue``: etl-parser's generated provider layouts, for the long tail.
@@ -16,13 +17,15 @@ from dataclasses import dataclass, field
 from collections.abc import Iterator
 from typing import Any
 
-from diag.decode import catalogue, eventmetadata, ndiscap, netvsc, pktmon, tcpip, tracelogging, vmswitch, winnat, wnv
+from diag.decode import (
+    catalogue, eventmetadata, kernelnetwork, ndiscap, netvsc, pktmon, tcpip, tracelogging, vmswitch, winnat, wnv,
+)
 from diag.decode.wire import WireError
 from diag.read.logfile import LogfileHeader
 from diag.read.records import EXT_EVENT_SCHEMA_TL, KERNEL_STYLE, Record
 
 FAST_PROVIDERS = {pktmon.PROVIDER: pktmon, ndiscap.PROVIDER: ndiscap,
-                  **{m.PROVIDER: m for m in (vmswitch, netvsc, tcpip, winnat, wnv)}}
+                  **{m.PROVIDER: m for m in (vmswitch, netvsc, tcpip, winnat, wnv, kernelnetwork)}}
 LAYER_FAST, LAYER_TRACE_SCHEMA, LAYER_TRACELOGGING, LAYER_CATALOGUE = "fast", "trace-schema", "tracelogging", "catalogue"
 LAYER_READER = "reader"  # the logfile header, which the reader itself decodes
 EVENT_TRACE_CLASS = "68fdd900-4a3e-11d1-84f4-0000f80464e3"
@@ -59,6 +62,8 @@ class Outcome:
 @dataclass(slots=True)
 class DecodeStats:
     outcomes: dict[tuple[str, int, int], Outcome] = field(default_factory=dict)
+    # provider GUID -> the name its events gave (TraceLogging metadata, a schema the trace embeds)
+    provider_names: dict[str, str] = field(default_factory=dict)
 
     def outcome(self, key: tuple[str, int, int]) -> Outcome:
         out = self.outcomes.get(key)
@@ -165,6 +170,8 @@ class EventDecoder:
             return None
         outcome.decoded += 1
         outcome.layer, outcome.name = decoded.layer, decoded.event_name
+        if decoded.provider_name and decoded.provider not in self.stats.provider_names:
+            self.stats.provider_names[decoded.provider] = decoded.provider_name
         return decoded
 
     def count_decoded(self, key: tuple[str, int, int], layer: str, name: str | None, n: int = 1) -> None:

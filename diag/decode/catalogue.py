@@ -378,7 +378,8 @@ def _run_plan(steps: list[tuple], data: bytes) -> tuple[dict[str, Any], int]:
     pos = 0
     end = len(data)
     ctx: _Ctx | None = None
-    for kind, name, arg in steps:
+    last = len(steps) - 1
+    for index, (kind, name, arg) in enumerate(steps):
         if kind == _FIXED:
             size = arg.size
             if pos + size > end:
@@ -389,12 +390,21 @@ def _run_plan(steps: list[tuple], data: bytes) -> tuple[dict[str, Any], int]:
             stop = data.find(b"\x00\x00", pos)
             while stop >= 0 and (stop - pos) & 1:
                 stop = data.find(b"\x00\x00", stop + 1)
+            if stop < 0 and index == last and not (end - pos) & 1:
+                # the last field runs to the end of the payload: ETW writes a final string without its NUL
+                out[name] = data[pos:end].decode("utf-16-le", "replace")
+                pos = end
+                continue
             if stop < 0:
                 raise _Fail(TRUNCATED, f"{name}: unterminated UTF-16 string at {pos}")
             out[name] = data[pos:stop].decode("utf-16-le", "replace")
             pos = stop + 2
         elif kind == _CSTR:
             stop = data.find(b"\x00", pos)
+            if stop < 0 and index == last:
+                out[name] = data[pos:end].decode("utf-8", "backslashreplace")
+                pos = end
+                continue
             if stop < 0:
                 raise _Fail(TRUNCATED, f"{name}: unterminated string at {pos}")
             out[name] = data[pos:stop].decode("utf-8", "backslashreplace")

@@ -9,7 +9,8 @@ payload order, compiled once into a list of readers. Kinds:
     wstr / cstr                 NUL-terminated UTF-16LE / ANSI string
     counted_wstr                a u32 count, then that many UTF-16 code units (``units="bytes"``:
                                 that many bytes), trailing NULs dropped
-    ipv4                        4 bytes in network order (win:IPAddrV4), as text
+    ipv4 / ipv6                 4 / 16 bytes in network order (win:IPAddrV4, a 16-byte address), as text
+    port                        2 bytes big-endian (win:Port)
     mac6                        6 bytes, as ``AA-BB-CC-DD-EE-FF``
     bin / mac / ip / sockaddr   bytes sized by an earlier field (``length_field``): hex text, a MAC,
                                 an IP address (4 or 16 bytes; empty: None), a SOCKADDR_IN/IN6 as
@@ -108,6 +109,22 @@ def _ipv4(name: str) -> Reader:
     return read
 
 
+def _ipv6(name: str) -> Reader:
+    def read(p: memoryview, pos: int, out: dict, _units: str) -> int:
+        _need(p, pos, 16, name)
+        out[name] = str(ipaddress.IPv6Address(bytes(p[pos:pos + 16])))
+        return pos + 16
+    return read
+
+
+def _port(name: str) -> Reader:
+    def read(p: memoryview, pos: int, out: dict, _units: str) -> int:
+        _need(p, pos, 2, name)
+        out[name] = (p[pos] << 8) | p[pos + 1]
+        return pos + 2
+    return read
+
+
 def _mac6(name: str) -> Reader:
     def read(p: memoryview, pos: int, out: dict, _units: str) -> int:
         _need(p, pos, 6, name)
@@ -153,7 +170,7 @@ def _sized(name: str, kind: str, length_field: str) -> Reader:
 
 
 _SIMPLE = {"guid": _guid, "wstr": _wstr, "cstr": _cstr, "counted_wstr": _counted_wstr, "ipv4": _ipv4,
-           "mac6": _mac6}
+           "ipv6": _ipv6, "port": _port, "mac6": _mac6}
 
 
 def compile_layout(layout: Layout) -> list[Reader]:

@@ -145,7 +145,7 @@ def _link(data: bytes, link: str, out: Frame) -> int | None:
         return 0
     if link in (LINK_80211, LINK_WIFI):
         pos = _dot11(data, out)
-        if pos is not None or link == LINK_80211:
+        if pos is not None or link == LINK_80211 or out.link == LINK_80211:
             return pos
         out.link = LINK_ETHERNET
     return _ethernet(data, out)
@@ -178,21 +178,47 @@ def _ethernet(data: bytes, out: Frame) -> int | None:
     return pos
 
 
-def _dot11(data: bytes, out: Frame) -> int | None:
-    """An 802.11 data frame followed by LLC/SNAP; None if ``data`` is not one."""
+def _dot11_header(data: bytes) -> int | None:
+    """The length of the 802.11 data-frame header ``data`` starts with; None if it is not one."""
     if len(data) < 24:
         return None
     fc0, flags = data[0], data[1]
     if (fc0 >> 2) & 0x3 != 2 or fc0 & 0x3:  # type 2 (data), protocol version 0
         return None
-    to_ds, from_ds = flags & 0x1, flags & 0x2
-    pos = 30 if to_ds and from_ds else 24
+    pos = 30 if flags & 0x3 == 0x3 else 24  # ToDS and FromDS: a fourth address
     if (fc0 >> 4) & 0x8:  # QoS data subtypes carry a 2-byte QoS Control field
         pos += 2
         if flags & 0x80:  # +HTC: 4-byte HT Control
             pos += 4
+    return pos
+
+
+def _dot11_no_data(data: bytes, header: int) -> bool:
+    """A Null or QoS-Null data frame (subtype bit 2: no frame body), as long as its header (+ FCS)."""
+    return bool((data[0] >> 4) & 0x4) and header <= len(data) <= header + 4
+
+
+def _dot11(data: bytes, out: Frame) -> int | None:
+    """An 802.11 data frame followed by LLC/SNAP; None if ``data`` is not one.
+
+    A frame with no body (Null, QoS-Null: a station's power-save signalling) is still 802.11: its
+    addresses are set and it has no EtherType, so it is not read again as an Ethernet frame.
+    """
+    pos = _dot11_header(data)
+    if pos is None:
+        return None
+    if _dot11_no_data(data, pos):
+        _dot11_addresses(data, out)
+        return None
     if data[pos:pos + 3] != _SNAP or len(data) < pos + 8:
         return None
+    _dot11_addresses(data, out)
+    out.ether_type = _U16(data, pos + 6)[0]
+    return pos + 8
+
+
+def _dot11_addresses(data: bytes, out: Frame) -> None:
+    to_ds, from_ds = data[1] & 0x1, data[1] & 0x2
     a1, a2, a3 = data[4:10], data[10:16], data[16:22]
     if not to_ds and not from_ds:
         dst, src = a1, a2
@@ -204,8 +230,6 @@ def _dot11(data: bytes, out: Frame) -> int | None:
         dst, src = a3, data[24:30]
     out.link = LINK_80211
     out.dst_mac, out.src_mac = mac(dst), mac(src)
-    out.ether_type = _U16(data, pos + 6)[0]
-    return pos + 8
 
 
 # -- network layer ---------------------------------------------------------------------------------
@@ -421,3 +445,129 @@ def original_length(frame: bytes | memoryview, link: str = LINK_ETHERNET) -> int
     header = 0 if decoded.link == LINK_RAW_IP else 14 + 4 * len(decoded.vlans)
     inferred = decoded.ip_length + header
     return inferred if inferred > captured else captured
+
+
+# -- packet identity -------------------------------------------------------------------------------
+
+IDENTITY_L4_BYTES = 16
+_NO_FRAGMENT = b"\x00\x00"
+
+
+def identity(data: bytes, start: int = 0, end: int | None = None, link: str = LINK_ETHERNET) -> bytes:
+    """What stays the same of one packet wherever the host's stack logs it: a hashable byte string.
+
+    Two snapshots of one packet often differ in their bytes. The link header changes (a Wi-Fi
+    filter turns 802.11 + LLC/SNAP into Ethernet, a switch port adds or strips an 802.1Q tag, an
+    overlay wraps the frame in VXLAN or NVGRE), and the IP header is rewritten: forwarding lowers
+    the TTL, and on the loopback path TCP/IP logs one segment under two IPv4 headers with other
+    identification, flags, TTL and checksum (NeoChenjf__Finguard__PktMon.etl, build 26200).
+    Checksums may be filled in on the way down (offload). So the identity is taken from the
+    innermost IP packet: version, addresses, protocol, length, fragment offset, and the first
+    ``IDENTITY_L4_BYTES`` bytes of the transport header without its checksum (TCP ports,
+    sequence and acknowledgement numbers, flags, window; UDP ports, length and the start of the
+    payload; ICMP type, code and the rest of its header). ARP: the whole ARP body. Any other
+    frame: its EtherType and the first 32 bytes after the link header. A frame of no known link
+    layer: its first 32 bytes.
+    """
+    if start or (end is not None and end < len(data)):
+        data = data[start:end]  # the frame alone: every slice below then stops at its end by itself
+    stop = len(data)
+    if link == LINK_ETHERNET and stop >= 14 and data[12] != 0x81 and data[12] >= 0x06:  # the common case, inline
+        pos, ether_type = 14, (data[12] << 8) | data[13]
+    else:
+        pos, ether_type = _network_at(data, 0, stop, link)
+        if pos is None:
+            return b"?" + data[:32]
+    for _ in range(2):  # an overlay: the inner frame's identity, once
+        if ether_type == ETHERTYPE_IPV4 and stop >= pos + 20:
+            proto = data[pos + 9]
+            l4 = pos + (data[pos] & 0x0F) * 4
+            fragment = ((data[pos + 6] & 0x1F) << 8) | data[pos + 7]
+            if fragment:
+                return b"4" + data[pos + 2:pos + 4] + bytes((fragment >> 8, fragment & 0xFF)) + data[pos + 9:pos + 10] \
+                    + data[pos + 12:pos + 20] + data[l4:l4 + IDENTITY_L4_BYTES]
+            inner = _overlay_at(data, l4, stop, proto) if proto == 17 or proto == 47 else None
+            if inner is not None:
+                pos, ether_type = _network_at(data, inner, stop, LINK_ETHERNET)
+                if pos is not None:
+                    continue
+            return b"4" + data[pos + 2:pos + 4] + _NO_FRAGMENT + data[pos + 9:pos + 10] + data[pos + 12:pos + 20] \
+                + _transport_identity(data, l4, proto)
+        if ether_type == ETHERTYPE_IPV6 and stop >= pos + 40:
+            proto, l4 = data[pos + 6], pos + 40
+            inner = _overlay_at(data, l4, stop, proto) if proto == 17 or proto == 47 else None
+            if inner is not None:
+                pos, ether_type = _network_at(data, inner, stop, LINK_ETHERNET)
+                if pos is not None:
+                    continue
+            return b"6" + data[pos + 4:pos + 7] + data[pos + 8:pos + 40] + _transport_identity(data, l4, proto)
+        if ether_type == ETHERTYPE_ARP:
+            return b"a" + data[pos:pos + 28]
+        break
+    return b"e" + (ether_type or 0).to_bytes(2, "big") + data[pos:pos + 32]
+
+
+def _network_at(data: bytes, pos: int, stop: int, link: str) -> tuple[int | None, int | None]:
+    """(where the network header starts, its EtherType) for the frame at ``pos``; (None, None) when it has none."""
+    if link == LINK_RAW_IP:
+        if stop <= pos:
+            return None, None
+        version = data[pos] >> 4
+        return pos, ETHERTYPE_IPV4 if version == 4 else ETHERTYPE_IPV6 if version == 6 else None
+    if link != LINK_ETHERNET:
+        header = _dot11_header(data[pos:pos + 32])
+        if header is not None:
+            at = pos + header
+            if data[at:at + 3] == _SNAP and stop >= at + 8:
+                return at + 8, (data[at + 6] << 8) | data[at + 7]
+            if link == LINK_80211 or _dot11_no_data(data[pos:stop], header):
+                return None, None
+    if stop < pos + 14:
+        return None, None
+    ether_type, at = (data[pos + 12] << 8) | data[pos + 13], pos + 14
+    while ether_type in VLAN_TAGS and stop >= at + 4:
+        ether_type, at = (data[at + 2] << 8) | data[at + 3], at + 4
+    if ether_type < 0x0600:
+        if data[at:at + 3] != _SNAP or stop < at + 8:
+            return None, None
+        ether_type, at = (data[at + 6] << 8) | data[at + 7], at + 8
+    return at, ether_type
+
+
+def network_start(frame: bytes, link: str = LINK_ETHERNET) -> tuple[int | None, int | None]:
+    """(where the network header of ``frame`` starts, its EtherType); (None, None) when it has none."""
+    return _network_at(frame, 0, len(frame), link)
+
+
+def destination_mac(frame: bytes, link: str = LINK_ETHERNET) -> bytes | None:
+    """The destination MAC of a frame (the 802.11 DA on an 802.11 link); None on raw IP or when cut short."""
+    if link == LINK_RAW_IP:
+        return None
+    if link != LINK_ETHERNET:
+        header = _dot11_header(frame[:32])
+        if header is not None and (frame[header:header + 3] == _SNAP or link == LINK_80211
+                                   or _dot11_no_data(frame, header)):
+            return frame[16:22] if frame[1] & 0x1 else frame[4:10]  # ToDS: the DA is address 3
+    return frame[0:6] if len(frame) >= 6 else None
+
+
+def _overlay_at(data: bytes, l4: int, stop: int, proto: int) -> int | None:
+    """Where the inner Ethernet frame of a VXLAN (UDP 4789) or NVGRE packet starts; None if it is not one."""
+    if proto == 17 and stop >= l4 + 16 + 14 and ((data[l4 + 2] << 8) | data[l4 + 3]) in VXLAN_PORTS \
+            and data[l4 + 8] & 0x08:
+        return l4 + 16
+    if proto == 47 and stop >= l4 + 8 and ((data[l4 + 2] << 8) | data[l4 + 3]) == ETHERTYPE_TEB and data[l4] & 0x20:
+        at = l4 + 4 + (4 if data[l4] & 0x80 else 0) + 4 + (4 if data[l4] & 0x10 else 0)
+        return at if stop >= at + 14 else None
+    return None
+
+
+def _transport_identity(data: bytes, l4: int, proto: int) -> bytes:
+    """The first IDENTITY_L4_BYTES (+2 where the checksum is left out) of a transport header, without its checksum."""
+    if proto == 6:  # the checksum is bytes 16-17: everything before it
+        return data[l4:l4 + 16]
+    if proto == 17:  # ports and length; the checksum (6-7) left out; then the payload
+        return data[l4:l4 + 6] + data[l4 + 8:l4 + IDENTITY_L4_BYTES + 2]
+    if proto == 1 or proto == 58:  # type and code; the checksum (2-3) left out
+        return data[l4:l4 + 2] + data[l4 + 4:l4 + IDENTITY_L4_BYTES + 2]
+    return data[l4:l4 + IDENTITY_L4_BYTES]

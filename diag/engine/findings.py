@@ -2,12 +2,26 @@
 
 from __future__ import annotations
 
+import string
 from dataclasses import dataclass
 from typing import Any
 
 from diag.engine.conditions import field_types
 from diag.engine.rules import Rule, resolve_column
 from diag.facts.models import Finding
+
+
+EMPTY = "–"
+
+
+class _SummaryFormatter(string.Formatter):
+    """``str.format_map`` for summaries, except that an empty field reads "–", never "None"."""
+
+    def format_field(self, value: Any, format_spec: str) -> str:
+        return EMPTY if value is None else super().format_field(value, format_spec)
+
+
+_SUMMARY = _SummaryFormatter()
 
 
 @dataclass(frozen=True)
@@ -110,7 +124,7 @@ def _summary(rule: Rule, ordered: list[Match], facts: dict[str, PreparedFact]) -
                 totals[name] = totals.get(name, 0) + value
     context["total"] = totals
     try:
-        return rule.meta.finding.summary.format_map(context), None
+        return _SUMMARY.vformat(rule.meta.finding.summary, (), context), None
     except Exception as exc:  # noqa: BLE001 - a bad template must not lose the finding
         problem = f"the summary template failed ({type(exc).__name__}: {exc}); a plain summary was used"
         return f"{rule.meta.title}: {len(ordered)} match(es).", problem

@@ -44,7 +44,8 @@ _FAILURE_NAME = re.compile(r"fail|error", re.IGNORECASE)
 # Told here rather than by a rule's regex: durable_rules' matcher misses `.*(ab|cd).*` matches (the rule loader
 # refuses such patterns: diag/engine/conditions.py, _choice_between_open_repeats).
 _NETWORKING_PROVIDER = re.compile(
-    r"lbfo|ndisimplatform|hns|host-network-service|vfp|vmswitch|netvsc|tcpip|winnat|wnv|ndis|pktmon|vmms", re.IGNORECASE)
+    r"lbfo|ndisimplatform|hns|host-network-service|vfp|vmswitch|netvsc|tcpip|udpip|winnat|wnv|ndis|pktmon|vmms"
+    r"|kernel-network", re.IGNORECASE)
 _STATUS_FIELDS = ("status", "Status", "HResult", "hresult", "Result", "ErrorCode", "error")
 INTERNAL_PROVIDERS = frozenset({"68fdd900-4a3e-11d1-84f4-0000f80464e3", "bbccf6c1-6cd1-48c4-80ff-839482e37671"})
 
@@ -61,6 +62,7 @@ class FactBuilder:
         self.capture = CaptureCollector()
         self.other: Bounded = Bounded(256)
         self.events = 0
+        self.evidence_events = 0  # events that reached a collector: what the rules can judge the network by
         self.events_not_used = 0  # decoded by a generic layer (field names unknown to the collectors)
         self.cuts = Cuts()  # what capped list fields of the facts it makes itself left out
         self.event_errors = 0  # events a collector could not use; the first message is kept
@@ -89,6 +91,7 @@ class FactBuilder:
             if decoded.layer != LAYER_FAST:
                 self.events_not_used += 1
                 return
+            self.evidence_events += 1
             try:
                 collector.event(decoded.event_id, decoded.event_name or str(decoded.event_id), decoded.fields, record)
             except (KeyError, TypeError, ValueError) as exc:
@@ -96,6 +99,7 @@ class FactBuilder:
                 if self.first_error is None:
                     self.first_error = f"{decoded.provider_name} event {decoded.event_id}: {type(exc).__name__}: {exc}"
         elif decoded.provider in OTHER_PROVIDERS:
+            self.evidence_events += 1
             self._other(decoded, record)
 
     def _other(self, decoded: Any, record: Any) -> None:
@@ -139,7 +143,7 @@ class FactBuilder:
         out += [ProviderEvent(provider=p, event_name=n, event_id=e, status=s, count=c, evidence=ev)
                 for (p, e, n, s), (c, ev) in self.other.items()]
         out += overlap_facts(out, self.cuts)
-        out += vf_pair_facts(out)
+        out += vf_pair_facts(out, self.cuts)
         # last: what the trace fact says was not kept includes the list cuts made while building the others
         return [self._trace_span(digest, stats, host_info), *out]
 
@@ -152,7 +156,11 @@ class FactBuilder:
             duration_seconds=(end - start).total_seconds() if start and end and end >= start else None,
             cpu_count=h.cpu_count, pointer_size=h.pointer_size, providers=len(coverage),
             providers_not_decoded=sum(c.status != "decoded" for c in coverage), packet_events=digest.packets,
-            packet_paths=digest.paths, paths_split=digest.paths_split,
+            packet_paths=digest.paths, packet_numbering=digest.numbering, paths_rebuilt=digest.chains.opened,
+            path_links_ambiguous=digest.chains.ambiguous, paths_split=digest.paths_split,
+            drop_events=digest.drops, dropped_frames=digest.dropped_frames,
+            evidence_events=digest.packets + self.evidence_events,
+            evidence_gap=None if digest.packets + self.evidence_events else self._evidence_gap(digest, coverage),
             host_info_files=len(getattr(host_info, "files", []) or []), events_not_used=self.events_not_used,
             event_errors=self.event_errors, first_error=self.first_error, not_kept=self._not_kept(digest),
             circular=h.circular, first_packet_delay_seconds=self._first_packet_delay(digest, start),
@@ -160,6 +168,25 @@ class FactBuilder:
             logged_size=digest.logged_size_max if digest.payload_truncated else None,
             payload_truncated_percent=(round(100 * digest.payload_truncated / digest.packets, 2) if digest.packets
                                        else None))
+
+    @staticmethod
+    def _evidence_gap(digest: PktmonDigest, coverage: list[ProviderCoverage]) -> str:
+        """Why a trace with no evidence cannot answer, in one sentence."""
+        def names(items: list[ProviderCoverage]) -> str:
+            shown = ", ".join(f"{c.name} ({c.events} event{'s' if c.events != 1 else ''})" for c in items[:3])
+            return shown + (f" and {len(items) - 3} more" if len(items) > 3 else "")
+
+        networking = sorted((c for c in coverage if c.networking), key=lambda c: -c.events)
+        if digest.components:
+            return (f"pktmon logged its list of {len(digest.components)} components but not one packet (started "
+                    "without --capture, or its filters matched nothing)")
+        if not coverage:
+            return "the file holds no event at all, only its header"
+        if not networking:
+            return f"it holds no networking events, only {names(sorted(coverage, key=lambda c: -c.events))}"
+        if not any(c.decoded for c in networking):
+            return f"its networking events could not be decoded: {names(networking)}"
+        return f"its networking events ({names(networking)}) are of no kind the rules read"
 
     @staticmethod
     def _first_packet_delay(digest: PktmonDigest, start: Any) -> float | None:
@@ -192,7 +219,7 @@ class FactBuilder:
             missing = sum(o.no_layout for o in outcomes)
             status = ("decoded" if not failed and not missing else
                       "present but not decoded" if not decoded else "partly decoded")
-            name = _provider_name(guid)
+            name = _provider_name(guid, stats.provider_names.get(guid))
             out.append(ProviderCoverage(guid=guid, name=name, status=status,
                                         events=decoded + failed + missing, decoded=decoded, not_decoded=missing,
                                         failed=failed, first_error=next((o.first_error for o in outcomes if o.first_error), None),
@@ -261,10 +288,10 @@ class FactBuilder:
                         packets=e["packets"]) for (kind, value), e in sorted(found.items())]
 
 
-def _provider_name(guid: str) -> str:
+def _provider_name(guid: str, from_trace: str | None = None) -> str:
     entry = provider_entry(guid)
     if entry is not None:
         return entry.name
     from diag.decode import catalogue
     from diag.read.guids import provider_name
-    return provider_name(guid) or catalogue.provider_name(guid) or guid
+    return provider_name(guid) or catalogue.provider_name(guid) or from_trace or guid

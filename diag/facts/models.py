@@ -48,10 +48,24 @@ class PacketDropGroup(Fact):
     direction: str
     reason_code: int
     reason_name: str
-    count: Annotated[int, Field(ge=1)]
+    count: Annotated[int, Field(ge=1, description="drop events")]
+    distinct_frames: Count = Field(0, description="frames first dropped in this group: the stack logs one dropped "
+                                                  "packet several times (once per socket or check, maybe for other "
+                                                  "reasons); each frame counts once, in the group of its first drop")
     first_seen: datetime | None = None
     last_seen: datetime | None = None
     sample: Annotated[list[dict[str, Scalar]], Field(max_length=5)] = []
+    destinations: str | None = Field(None, description="where the sample packets were going, e.g. '10.0.0.53 "
+                                                       "(UDP 53), 10.0.0.1 (ICMP)'")
+
+
+class BackgroundDropGroup(PacketDropGroup):
+    """Drops of LAN background (knowledge/lan-background.yaml) of one component, reason, direction and kind of
+    traffic: multicast and broadcast of link-local services, loopback probes. Kept apart from ``pktmon_drop``
+    so that drop rules see the workload's drops only."""
+
+    kind: Literal["background_drop"] = "background_drop"  # type: ignore[assignment]
+    traffic: str
 
 
 class TraceQuality(Fact):
@@ -67,7 +81,7 @@ class TraceQuality(Fact):
 
 # kind -> model; the engine and the rule validator use it to know which fields a fact type has.
 FACT_MODELS: dict[str, type[Fact]] = {
-    model.model_fields["kind"].default: model for model in (PacketDropGroup, TraceQuality)
+    model.model_fields["kind"].default: model for model in (PacketDropGroup, BackgroundDropGroup, TraceQuality)
 }
 
 

@@ -4,7 +4,9 @@
 every ICMPv6 packet. It reads Ethernet (one 802.1Q tag), then ARP for IPv4 or IPv6 (no extension
 headers) + ICMPv6 at fixed offsets:
 - a request (ARP operation 1, ICMPv6 135) is counted per (requester MAC, target address), with the
-  component of its first snapshot and the times of its first and last request;
+  component of its first snapshot and the times of its first and last request; a request less than
+  ``same_within`` ticks after the last one of that key is the same solicitation seen again (counted in
+  ``repeats``, not as a request): the host retries ARP and ND a second or so apart (RFC 4861 RetransTimer);
 - an answer (ARP operation 2 from the target's address, ICMPv6 136 for the target) counts for the
   target, whoever it went to.
 Requests that expect no answer are counted apart (``announcements``): gratuitous ARP (sender address
@@ -35,12 +37,15 @@ REQUESTS, FIRST, LAST, COMPONENT = range(4)
 class NeighborTracker:
     """Address-resolution requests per (requester MAC, target) and answers per target, bounded."""
 
-    def __init__(self, *, max_requests: int = MAX_REQUESTS, max_targets: int = MAX_TARGETS) -> None:
+    def __init__(self, *, max_requests: int = MAX_REQUESTS, max_targets: int = MAX_TARGETS,
+                 same_within: int | None = None) -> None:
         self.max_requests = max_requests
+        self.same_within = same_within  # raw ticks: a request this close to the last one is that one, seen again
         self.max_targets = max_targets
         self.requests: dict[tuple[bytes, bytes], list] = {}  # (requester MAC, target address) -> record
         self.answers: dict[bytes, int] = {}  # target address -> answers
         self.announcements = 0
+        self.repeats = 0
         self.not_parsed = 0
         self.requests_not_kept = 0
         self.answers_not_kept = 0
@@ -92,6 +97,10 @@ class NeighborTracker:
                 self.requests_not_kept += 1
                 return
             record = self.requests[key] = [0, ticks, ticks, comp]
+        elif (self.same_within is not None and ticks is not None and record[LAST] is not None
+              and abs(ticks - record[LAST]) < self.same_within):
+            self.repeats += 1  # one solicitation logged again (another processor, a path broken by a rewrite)
+            return
         record[REQUESTS] += 1
         if ticks is not None:
             if record[FIRST] is None or ticks < record[FIRST]:

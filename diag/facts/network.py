@@ -40,7 +40,20 @@ class TraceSpan(Fact):
     providers_not_decoded: Count = 0
     packet_events: Count = 0
     packet_paths: Count = 0
-    paths_split: Count = Field(0, description="packets whose snapshots were too far apart in the file to join one path")
+    packet_numbering: Literal["per-packet", "per-snapshot", "mixed"] | None = Field(
+        None, description="how pktmon numbered the snapshots: one PktGroupId per packet (builds before 26100), or "
+                          "one per snapshot (26100 and later: paths are rebuilt from consecutive ids and content)")
+    paths_rebuilt: Count = Field(0, description="paths rebuilt from snapshots numbered one by one")
+    path_links_ambiguous: Count = Field(
+        0, description="snapshots that could have continued more than one packet of the same content")
+    paths_split: Count = Field(0, description="packets whose snapshots were so far apart in the file that the tracking "
+                                              "window let their path go before the rest came (joined up again)")
+    evidence_events: Count = Field(0, description="events the rules can judge the host's network by: packet "
+                                                  "snapshots, and events of the providers wnvdiag models")
+    evidence_gap: str | None = Field(None, description="when there are none: why this trace cannot answer")
+    drop_events: Count = Field(0, description="pktmon drop events (170)")
+    dropped_frames: Count = Field(0, description="distinct frames among the drop events: one frame dropped at one "
+                                                 "component within 10 ms counts once")
     host_info_files: Count = 0
     events_not_used: Count = Field(0, description="events of modelled providers decoded only by a generic layer")
     event_errors: Count = Field(0, description="decoded events the fact builder could not use")
@@ -67,7 +80,8 @@ class ProviderCoverage(Fact):
     failed: Count
     first_error: str | None = None
     networking: bool = Field(False, description="a provider of the host's networking stack (LBFO, HNS, VFP, vSwitch, "
-                                                "NetVsc, TCPIP, WinNat, WNV, NDIS, pktmon, VMMS), by its name")
+                                                "NetVsc, TCPIP, WinNat, WNV, NDIS, pktmon, VMMS, Kernel-Network, the "
+                                                "kernel's TcpIp and UdpIp classes), by its name")
 
 
 class Component(Fact):
@@ -241,6 +255,7 @@ class PacketPath(Fact):
     drop_reason_code: int | None = None
     drop_reason_name: str | None = None
     drop_location: int | None = None
+    background: bool = Field(False, description="the drop was of LAN background traffic (see background_drop)")
     duration_us: float | None = None
     start: datetime | None = None
     protocol: str | None = None
@@ -248,6 +263,7 @@ class PacketPath(Fact):
     dst: str | None = None
     sport: int | None = None
     dport: int | None = None
+    packet: str | None = Field(None, description="what the packet was, in words: protocol and endpoints, or EtherType")
 
 
 class PacketRoute(Fact):

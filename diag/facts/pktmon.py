@@ -28,13 +28,15 @@ from typing import Any
 from diag import knowledge
 from diag.decode import pktmon
 from diag.decode.frames import (
-    DEPTH_TRANSPORT, ETHERTYPE_ARP, LINK_ETHERNET, LINK_RAW_IP, LINK_WIFI, decode, flow_key, key_text,
+    DEPTH_TRANSPORT, ETHERTYPE_ARP, LINK_ETHERNET, LINK_RAW_IP, LINK_WIFI, decode, flow_key, identity, key_text,
 )
+from diag.facts.background import background_kind
 from diag.facts.evidence import Cuts, RateSeries, when
-from diag.facts.models import PacketDropGroup
+from diag.facts.models import BackgroundDropGroup, PacketDropGroup
 from diag.facts.neighbors_seen import NeighborTracker, neighbor_request_facts
 from diag.facts.neighbors_seen import facts_not_kept as neighbor_facts_not_kept
 from diag.facts.network import Component, DropRate, Flow, NeighborRequests, PacketPath, PacketRoute, VPortTcp
+from diag.facts.snapshots import RecentKeys, SnapshotChains
 from diag.facts.tcp import TcpTracker, vport_tcp_facts
 from diag.read.clock import filetime_to_datetime
 
@@ -61,11 +63,18 @@ PROP_IF_INDEX, PROP_MINIPORT_IF_INDEX, PROP_PHYS_ADDRESS, PROP_VMSWITCH_NAME, PR
 PROP_IP_IF_INDEX, PROP_VSID, PROP_VLAN, PROP_COMPARTMENT = 14, 15, 16, 17
 VSWITCH_COMPONENT_TYPES = frozenset({5, 6, 7, 8, 9})
 VMNIC_COMPONENT_TYPE = 5  # VmsVmNic
+DISTINCT_DROP_SECONDS = 0.010  # drop events of one frame at one component this close are one dropped frame
+SAME_SOLICITATION_SECONDS = 0.010  # ARP/ND requests of one requester for one target this close are one request
+# a path in flight: its flow key, hops, drop (component, reason, direction, location, background
+# kind), whether its hops came out of order, and its id (the key of its first snapshot)
+FLOW, HOPS, DROP, UNORDERED, PATH_ID = range(5)
 
 
 @dataclass(slots=True)
 class DropGroup:
-    count: int = 0
+    count: int = 0  # drop events
+    distinct: int = 0  # frames first dropped here: a frame dropped again at the component within
+    # DISTINCT_DROP_SECONDS (by another check, for another reason) counts in the group of its first drop
     first: int | None = None  # FILETIME
     last: int | None = None
     samples: list[dict] = field(default_factory=list)
@@ -99,7 +108,7 @@ class PktmonDigest:
         self.by_component: Counter[int] = Counter()
         self.drops_by_component: Counter[int] = Counter()
         self.drops_by_reason: Counter[int] = Counter()
-        self.drop_groups: dict[tuple[int, int, int], DropGroup] = {}
+        self.drop_groups: dict[tuple[int, int, int, str | None], DropGroup] = {}
         self.clock = clock
         self.track = track
         self.cuts = Cuts()  # what capped list fields of its facts left out
@@ -109,16 +118,22 @@ class PktmonDigest:
         self._order: deque[int] = deque()
         self.routes: dict[tuple[int, ...], Route] = {}
         self.routes_overflow = Route()
-        self.drop_paths: dict[tuple[int, int, int], list] = {}
+        self.drop_paths: dict[tuple, tuple] = {}  # (component, reason, direction, background kind) -> sample
         self.paths = 0
-        self.paths_split = 0
-        self._evicted: set[int] = set()
+        self.paths_split = 0  # packets the window let go before their last snapshot came (joined up again)
+        self._evicted: dict[int, tuple] = {}  # key -> what _resumed needs, for the paths let go lately
+        self._dropped_keys: dict[int, int] = {}  # key -> component/edge of its drop, for the drops ended lately
+        self.drop_repeats = 0  # drop events of a packet already dropped there (per-packet numbering)
+        self.dropped_frames = 0  # distinct frames dropped (one frame dropped at one component counts once)
+        self._distinct = RecentKeys(int(DISTINCT_DROP_SECONDS * 10_000_000))
+        self.chains = SnapshotChains(clock.ticks_per_second if clock is not None else None, self._end)
         self.flows: dict[tuple, list] = {}
         self.flows_pruned = 0
         self.flow_packets_pruned = 0
         self.unparsed_frames = 0  # frames with no EtherType: cut short, 802.3 LLC without SNAP (STP...)
         self.tcp = TcpTracker(clock.ticks_per_second // 1000 if clock is not None else None)  # 1 ms apart
-        self.neighbors = NeighborTracker()
+        self.neighbors = NeighborTracker(
+            same_within=int(clock.ticks_per_second * SAME_SOLICITATION_SECONDS) if clock is not None else None)
         self._tcp_segment = self.tcp.segment
         self.payload_truncated = 0  # snapshots logged shorter than the packet (pktmon --pkt-size)
         self.logged_size_max = 0  # the largest logged size of a truncated snapshot: the capture's size limit
@@ -128,6 +143,16 @@ class PktmonDigest:
     def packets(self) -> int:
         """Packet events counted (every valid snapshot, dropped or not)."""
         return sum(self.by_component.values())
+
+    @property
+    def numbering(self) -> str | None:
+        """How the trace numbers snapshots (diag.facts.snapshots): per packet, per snapshot, or both."""
+        if not self.track or not self.packets:
+            return None
+        per_snapshot = self.chains.snapshots
+        if not per_snapshot:
+            return "per-packet"
+        return "per-snapshot" if per_snapshot >= self.packets else "mixed"
 
     @property
     def frames_not_kept(self) -> int:
@@ -160,16 +185,32 @@ class PktmonDigest:
         if self.track:
             key = (gid << 16) | num
             path = self.inflight.get(key)
+            element = (comp << 16) | edge
             if path is None:
-                frame = start + _HEADER_SIZE
-                path = self._start(key, data[frame:frame + min(logged, FLOW_BYTES)], ptype, size, ticks, comp)
-            hops = path[1]
+                path = self._first_of_key(data, start + _HEADER_SIZE, key, gid, appearance, direction, ptype, element,
+                                          comp, size, logged, ticks)
+            hops = path[1]  # HOPS; literal indexes on the hot path (a global lookup per snapshot shows)
             if hops and appearance < hops[-1][0]:
-                path[3] = True
-            hops.append((appearance, ticks, (comp << 16) | edge, direction))
+                path[3] = True  # UNORDERED
+            hops.append((appearance, ticks, element, direction))
             if len(hops) >= MAX_HOPS:
-                self._end(self.inflight.pop(key), key)
+                self._end_early(path, key, gid, data, start + _HEADER_SIZE, logged, ptype, appearance)
         return True
+
+    def _first_of_key(self, data: bytes, frame: int, key: int, gid: int, appearance: int, direction: int, ptype: int,
+                      element: int, comp: int, size: int, logged: int, ticks: int) -> list:
+        """The path of a snapshot whose (PktGroupId, PktNumber) has no path in flight: the packet an earlier
+        snapshot of it started (per-snapshot numbering), one the window let go, or a new one."""
+        if appearance == 0:
+            ident = identity(data, frame, frame + logged, LINKS.get(ptype, LINK_ETHERNET))
+            hop = (element << 3) | direction
+            path, _ = self.chains.join(gid, ident, ticks, hop, False)
+            if path is None:
+                path = self._new_path(key, data[frame:frame + min(logged, FLOW_BYTES)], ptype, size, ticks, comp)
+                self.chains.open(gid, ident, ticks, hop, path, key)
+            return path
+        return self._resumed(key, ticks) or \
+            self._start(key, data[frame:frame + min(logged, FLOW_BYTES)], ptype, size, ticks, comp)
 
     def packet(self, payload: memoryview, dropped: bool, filetime: int | None = None,
                where: tuple[int, int] | None = None) -> bool:
@@ -186,24 +227,68 @@ class PktmonDigest:
         self.by_component[event.component_id] += 1
         if event.logged_size < event.original_size:
             self._truncated(event.logged_size)
-        if dropped:
-            self._drop(event, filetime, where)
+        link = LINKS.get(event.packet_type, LINK_ETHERNET)
+        frame = bytes(event.frame[:FLOW_BYTES])
+        ident = identity(frame, 0, None, link) if dropped or (self.track and event.appearance == 0) else b""
+        background = self._drop(event, frame, link, ident, filetime, where) if dropped else None
         if not self.track:
             return True
         key = (event.pkt_group_id << 16) | event.pkt_number
         ticks = self._ticks(filetime)
+        element = (event.component_id << 16) | event.edge_id
         path = self.inflight.get(key)
         if path is None:
-            path = self._start(key, event.frame, event.packet_type, event.original_size, ticks, event.component_id)
-        hops = path[1]
+            if event.appearance == 0:
+                hop = (element << 3) | event.direction
+                path, repeat = self.chains.join(event.pkt_group_id, ident, ticks, hop, dropped)
+                if repeat:
+                    return True
+                if path is None:
+                    path = self._new_path(key, frame, event.packet_type, event.original_size, ticks,
+                                          event.component_id)
+                    self.chains.open(event.pkt_group_id, ident, ticks, hop, path, key)
+            elif dropped and self._dropped_keys.get(key) == element:
+                self.drop_repeats += 1
+                return True
+            else:
+                path = self._resumed(key, ticks) or \
+                    self._start(key, frame, event.packet_type, event.original_size, ticks, event.component_id)
+        hops = path[HOPS]
         if hops and event.appearance < hops[-1][0]:
-            path[3] = True
-        hops.append((event.appearance, ticks, (event.component_id << 16) | event.edge_id, event.direction))
+            path[UNORDERED] = True
+        hops.append((event.appearance, ticks, element, event.direction))
         if dropped:
-            path[2] = (event.component_id, event.drop_reason, event.direction, event.drop_location)
-        if dropped or len(hops) >= MAX_HOPS:
-            self._end(self.inflight.pop(key), key)
+            path[DROP] = (event.component_id, event.drop_reason, event.direction, event.drop_location, background)
+            if key in self.inflight:
+                self._end(self.inflight.pop(key))
+                self._remember_drop(key, element)
+            else:
+                self.chains.ended(event.pkt_group_id, ident, path)
+                self._end(path)
+        elif len(hops) >= MAX_HOPS:
+            if key in self.inflight:
+                self._end(self.inflight.pop(key))
+            else:
+                self.chains.ended(event.pkt_group_id, ident, path)
+                self._end(path)
         return True
+
+    def _end_early(self, path: list, key: int, gid: int, data: bytes, frame: int, logged: int, ptype: int,
+                   appearance: int) -> None:
+        """A path at ``MAX_HOPS`` hops ends: a PktGroupId seen again (relogged or repeated buffers) must not grow it."""
+        if key in self.inflight:
+            self._end(self.inflight.pop(key))
+        elif appearance == 0:
+            self.chains.ended(gid, identity(data, frame, frame + logged, LINKS.get(ptype, LINK_ETHERNET)), path)
+            self._end(path)
+
+    def _remember_drop(self, key: int, element: int) -> None:
+        """Keep (a bounded number of) dropped packets' keys: the stack may log the same drop again."""
+        dropped = self._dropped_keys
+        dropped[key] = element
+        if len(dropped) > 4 * self.window:
+            for old in list(dropped)[:len(dropped) // 2]:
+                del dropped[old]
 
     def _truncated(self, logged: int) -> None:
         self.payload_truncated += 1
@@ -223,31 +308,56 @@ class PktmonDigest:
     def microseconds(self, ticks: int | float) -> float | None:
         return None if self.clock is None else ticks * 1_000_000 / self.clock.ticks_per_second
 
-    def _start(self, key: int, frame: Any, packet_type: int, size: int, ticks: int | None, comp: int) -> list:
-        if key in self._evicted:
-            self.paths_split += 1
+    def _new_path(self, key: int, frame: Any, packet_type: int, size: int, ticks: int | None, comp: int) -> list:
+        """A packet seen for the first time: its flow (and TCP, ARP/ND) counted once, here."""
         if ticks is not None and (self.first_ticks is None or ticks < self.first_ticks):
             self.first_ticks = ticks
         fkey = self._flow(frame, packet_type, size, ticks, key, comp)
-        path = [fkey, [], None, False]  # flow key, hops, drop, hops out of order
-        inflight = self.inflight
-        inflight[key] = path
+        return [fkey, [], None, False, key]  # flow key, hops, drop, hops out of order, path id
+
+    def _start(self, key: int, frame: Any, packet_type: int, size: int, ticks: int | None, comp: int) -> list:
+        """A new path keyed by (PktGroupId, PktNumber), tracked in the window of paths in flight."""
+        path = self._new_path(key, frame, packet_type, size, ticks, comp)
+        self._track(key, path)
+        return path
+
+    def _track(self, key: int, path: list) -> None:
+        self.inflight[key] = path
         self._order.append(key)
         if len(self._order) > 2 * self.window:
             self._evict()
+
+    def _resumed(self, key: int, ticks: int | None) -> list | None:
+        """The path of a packet the window let go before all its snapshots came, joined up again.
+
+        Its first part was folded into a route; that count is taken back, and the path goes on from
+        the hops of that route (their times are not kept), so the packet is one complete path.
+        """
+        let_go = self._evicted.pop(key, None)
+        if let_go is None:
+            return None
+        self.paths_split += 1
+        route, route_key, ticks_taken, fkey = let_go
+        route.packets -= 1
+        self.paths -= 1
+        if ticks_taken is not None:
+            route.durations -= 1
+            route.total_ticks -= ticks_taken
+        path = [fkey, [(0, None, element, 0) for element in route_key], None, True, key]
+        self._track(key, path)
         return path
 
     def _evict(self) -> None:
         """End the oldest paths until at most ``window`` are in flight (in one go: cheaper than one by one)."""
         order, inflight, evicted, end = self._order, self.inflight, self._evicted, self._end
-        if len(evicted) > 4 * self.window:
-            evicted.clear()
         while order and (len(inflight) > self.window or order[0] not in inflight):
             key = order.popleft()
             path = inflight.pop(key, None)
             if path is not None:
-                evicted.add(key)
-                end(path, key)
+                evicted[key] = end(path)
+        if len(evicted) > 4 * self.window:
+            for old in list(evicted)[:len(evicted) - 2 * self.window]:
+                del evicted[old]
 
     def _flow(self, frame: Any, packet_type: int, size: int, ticks: int | None, key: int, comp: int) -> tuple | None:
         data = frame if type(frame) is bytes else bytes(frame)
@@ -289,9 +399,12 @@ class PktmonDigest:
             self.flows_pruned += 1
             self.flow_packets_pruned += flow[0]
 
-    def _end(self, path: list, key: int) -> None:
-        """Fold one finished path into its route and (the first of each) the samples."""
-        fkey, hops, drop, unordered = path
+    def _end(self, path: list) -> tuple | None:
+        """Fold one finished path into its route and (the first of each) the samples.
+
+        Returns what ``_resumed`` needs to take the fold back: (route, route key, duration, flow key).
+        """
+        fkey, hops, drop, unordered, key = path
         if unordered:
             hops.sort(key=_hop_order)
         self.paths += 1
@@ -304,6 +417,7 @@ class PktmonDigest:
                 route = self.routes[route_key] = Route()
         route.packets += 1
         first, last = hops[0][1], hops[-1][1]
+        ticks = None
         if first is not None and last is not None:
             ticks = last - first
             route.durations += 1
@@ -315,26 +429,36 @@ class PktmonDigest:
         if drop is not None:
             route.dropped += 1
             route.reasons[drop[1]] += 1
-            if drop[:3] not in self.drop_paths:
-                self.drop_paths[drop[:3]] = route.sample if route.sample[3] is drop else (key, fkey, hops, drop)
+            group = (drop[0], drop[1], drop[2], drop[4])
+            if group not in self.drop_paths:
+                self.drop_paths[group] = route.sample if route.sample[3] is drop else (key, fkey, hops, drop)
             if fkey is not None and fkey in self.flows:
                 self.flows[fkey][2] += 1
+        return route, route_key, ticks, fkey
 
     def finish(self) -> None:
         """End every path still in flight (call once, after the last record)."""
         for key in list(self.inflight):
-            self._end(self.inflight.pop(key), key)
+            self._end(self.inflight.pop(key))
         self._order.clear()
+        self._evicted.clear()
+        self.chains.finish()
 
-    def _drop(self, event: pktmon.PacketEvent, filetime: int | None, where: tuple[int, int] | None) -> None:
+    def _drop(self, event: pktmon.PacketEvent, frame: bytes, link: str, ident: bytes, filetime: int | None,
+              where: tuple[int, int] | None) -> str | None:
+        """Count a drop event; return the kind of LAN background it dropped, if it is that."""
         self.drops += 1
         self.drops_by_component[event.component_id] += 1
         self.drops_by_reason[event.drop_reason] += 1
-        key = (event.component_id, event.drop_reason, event.direction)
+        background = background_kind(frame, link, event.drop_reason)
+        key = (event.component_id, event.drop_reason, event.direction, background)
         group = self.drop_groups.get(key)
         if group is None:
             group = self.drop_groups[key] = DropGroup()
         group.count += 1
+        if self._distinct.new((event.component_id, ident), filetime):
+            group.distinct += 1
+            self.dropped_frames += 1
         group.rate.add(filetime)
         if filetime is not None:
             group.first = filetime if group.first is None else min(group.first, filetime)
@@ -342,15 +466,18 @@ class PktmonDigest:
         if len(group.samples) < SAMPLES_PER_GROUP:
             sample = {"pkt_group_id": event.pkt_group_id, "drop_location": event.drop_location,
                       "original_size": event.original_size}
-            frame = decode(event.frame, LINKS.get(event.packet_type, LINK_ETHERNET), DEPTH_TRANSPORT)
-            sample.update(frame.tuple_dict())
-            if frame.src_mac is not None:
-                sample.update(src_mac=frame.src_mac, dst_mac=frame.dst_mac)
+            decoded = decode(frame, link, DEPTH_TRANSPORT)
+            sample.update(decoded.tuple_dict())
+            if decoded.protocol is None and decoded.ether_type is not None:
+                sample["ether_type"] = f"0x{decoded.ether_type:04x}"
+            if decoded.src_mac is not None:
+                sample.update(src_mac=decoded.src_mac, dst_mac=decoded.dst_mac)
             if filetime is not None:
                 sample["time"] = filetime_to_datetime(filetime).isoformat()
             if where is not None:
                 sample["buffer"], sample["offset"] = where
             group.samples.append(sample)
+        return background
 
     # -- rundown -----------------------------------------------------------------------------------
     def rundown(self, event_id: int, fields: dict) -> None:
@@ -395,27 +522,52 @@ def _hop(element: int) -> tuple[int, int]:
 
 # -- facts -------------------------------------------------------------------------------------------
 
-def drop_facts(digest: PktmonDigest, os_build: int | None, reason_names: dict[int, str] | None = None) -> list[PacketDropGroup]:
-    """One fact per (component, drop reason, direction); reason names from the trace when it has them."""
-    facts = []
-    for (comp_id, reason, direction), group in sorted(digest.drop_groups.items()):
+def drop_facts(digest: PktmonDigest, os_build: int | None,
+               reason_names: dict[int, str] | None = None) -> list[PacketDropGroup]:
+    """One fact per (component, drop reason, direction): ``pktmon_drop`` for the workload's drops,
+    ``background_drop`` per kind of LAN background; reason names from the trace when it has them."""
+    facts: list[PacketDropGroup] = []
+    for (comp_id, reason, direction, background), group in sorted(digest.drop_groups.items(), key=_group_order):
         name, type_name = digest.component_label(comp_id)
-        facts.append(PacketDropGroup(
+        fields = dict(
             component_id=comp_id, component_name=name, component_type=type_name,
             direction=knowledge.direction_name(direction) or f"direction {direction}",
             reason_code=reason,
             reason_name=(reason_names or {}).get(reason) or knowledge.drop_reason_label(reason, os_build),
-            count=group.count,
+            count=group.count, distinct_frames=group.distinct,
             first_seen=filetime_to_datetime(group.first) if group.first else None,
             last_seen=filetime_to_datetime(group.last) if group.last else None,
-            sample=group.samples,
-        ))
+            sample=group.samples, destinations=destinations(group.samples),
+        )
+        facts.append(PacketDropGroup(**fields) if background is None else BackgroundDropGroup(traffic=background, **fields))
     return facts
 
 
+def destinations(samples: list[dict]) -> str | None:
+    """Where sample packets went, each destination once: "10.0.0.53 (UDP 53), 10.0.0.1 (ICMP)"."""
+    seen: dict[str, None] = {}
+    for sample in samples:
+        dst, protocol = sample.get("dst"), sample.get("protocol") or sample.get("ether_type")
+        if dst is None:
+            if protocol is not None:
+                seen.setdefault(f"EtherType {protocol}" if sample.get("ether_type") else str(protocol), None)
+            continue
+        port = sample.get("dport")
+        seen.setdefault(f"{dst} ({protocol} {port})" if port is not None else f"{dst} ({protocol})", None)
+    return ", ".join(seen) or None
+
+
+def _group_order(item: tuple) -> tuple:
+    comp_id, reason, direction, background = item[0]
+    return (comp_id, reason, direction, background or "")
+
+
 def drop_rate_facts(digest: PktmonDigest) -> list[DropRate]:
+    """The rate over time of each group of the workload's drops (background drops have no rate fact)."""
     facts = []
-    for (comp_id, reason, direction), group in sorted(digest.drop_groups.items()):
+    for (comp_id, reason, direction, background), group in sorted(digest.drop_groups.items(), key=_group_order):
+        if background is not None:
+            continue
         summary = group.rate.summary()
         facts.append(DropRate(
             component_id=comp_id, component_name=digest.component_label(comp_id)[0], reason_code=reason,
@@ -454,7 +606,7 @@ def path_facts(digest: PktmonDigest, reason_label) -> list[PacketPath]:
     chosen: list[tuple] = list(digest.drop_paths.values())
     seen = {id(s) for s in chosen}
     for route in sorted(digest.routes.values(), key=lambda r: -r.packets):
-        if route.sample is not None and id(route.sample) not in seen:
+        if route.packets and route.sample is not None and id(route.sample) not in seen:
             chosen.append(route.sample)
             seen.add(id(route.sample))
     return [_path_fact(digest, sample, reason_label) for sample in chosen[:MAX_PATH_FACTS]]
@@ -463,7 +615,7 @@ def path_facts(digest: PktmonDigest, reason_label) -> list[PacketPath]:
 def _path_fact(digest: PktmonDigest, sample: tuple, reason_label) -> PacketPath:
     key, fkey, hops, drop = sample
     label = digest.component_label
-    start = hops[0][1]
+    start = next((hop[1] for hop in hops if hop[1] is not None), None)
     out_hops = []
     previous = start
     for appearance, ticks, element, direction in hops[:64]:
@@ -481,16 +633,38 @@ def _path_fact(digest: PktmonDigest, sample: tuple, reason_label) -> PacketPath:
         first_component=label(first_comp)[0], last_component=label(last_comp)[0], last_component_id=last_comp,
         dropped=drop is not None, drop_component=label(drop[0])[0] if drop else None,
         drop_reason_code=drop[1] if drop else None, drop_reason_name=reason_label(drop[1]) if drop else None,
-        drop_location=drop[3] if drop else None,
+        drop_location=drop[3] if drop else None, background=bool(drop and drop[4]),
         duration_us=digest.microseconds(end - start) if start is not None and end is not None else None,
         start=when(digest.filetime(start)), protocol=flow.get("protocol"), src=flow.get("src"), dst=flow.get("dst"),
-        sport=flow.get("sport"), dport=flow.get("dport"))
+        sport=flow.get("sport"), dport=flow.get("dport"), packet=packet_text(flow))
+
+
+def packet_text(flow: dict) -> str:
+    """A flow key's fields as a reader writes them: "TCP 10.0.0.5:49152 -> 10.0.0.9:443", "EtherType 0x8300"."""
+    if not flow:
+        return "a frame with no EtherType (802.3 LLC or cut short)"
+
+    def end(address: str | None, port: int | None) -> str | None:
+        if address is None:
+            return None
+        address = f"[{address}]" if ":" in address and port is not None else address
+        return f"{address}:{port}" if port is not None else address
+
+    src, dst = end(flow.get("src"), flow.get("sport")), end(flow.get("dst"), flow.get("dport"))
+    text = str(flow.get("protocol"))
+    if src and dst:
+        text += f" {src} -> {dst}"
+    if flow.get("vlan") is not None:
+        text += f" (VLAN {flow['vlan']})"
+    return text
 
 
 def route_facts(digest: PktmonDigest) -> list[PacketRoute]:
     label = digest.component_label
     facts = []
     for route_key, route in sorted(digest.routes.items(), key=lambda item: -item[1].packets):
+        if not route.packets:  # its only packet was a path the window had let go, joined up again elsewhere
+            continue
         hops = [_hop(element) for element in route_key]
         (first, _), (last, last_edge) = hops[0], hops[-1]
         facts.append(PacketRoute(
@@ -504,8 +678,9 @@ def route_facts(digest: PktmonDigest) -> list[PacketRoute]:
 
 
 def flow_facts(digest: PktmonDigest, limit: int = MAX_FLOW_FACTS) -> list[Flow]:
+    """The ``limit`` busiest flows; the others are counted in the trace fact's ``not_kept``."""
     facts = []
-    busiest = sorted(digest.flows.items(), key=lambda item: -item[1][0])[:limit]
+    busiest = digest.cuts.cap(sorted(digest.flows.items(), key=lambda item: -item[1][0]), limit)
     for fkey, (packets, size, drops, first, last) in busiest:
         vlan, proto, src, dst, sport, dport = fkey
         reverse = (vlan, proto, dst, src, dport, sport) in digest.flows

@@ -58,7 +58,9 @@ def _plain(raw: Any) -> str:
 
 
 def text(raw: Any) -> str:
-    """A trace- or rule-derived string for running text: one line, no code spans, no HTML."""
+    """A trace- or rule-derived string for running text: one line, no code spans, no HTML; "–" when empty."""
+    if raw is None:
+        return "–"
     return _plain(raw).replace("`", "\\`").replace("<", "&lt;").replace(">", "&gt;")
 
 

@@ -18,7 +18,10 @@ from diag.facts.models import SEVERITIES, Finding, RuleError, Severity, TraceQua
 if TYPE_CHECKING:
     from diag.engine.runner import EngineResult
 
-Verdict = Literal["failed", "findings", "incomplete", "no_findings"]
+Verdict = Literal["failed", "inconclusive", "findings", "incomplete", "no_findings"]
+INCONCLUSIVE_TAG = "inconclusive"  # a finding with it says the trace could not answer: the verdict is inconclusive
+OVERVIEW_TAG = "overview"  # broad summaries (all drops, their rates): ranked after specific diagnoses
+_CONFIDENCE_RANK = {"high": 2, "medium": 1, "low": 0}
 
 
 def utc_now() -> datetime:
@@ -127,10 +130,23 @@ class RunReport(_Frozen):
 
     @property
     def shown_findings(self) -> list[Finding]:
-        """Findings at or above ``min_severity``, most severe first (stable within a severity)."""
+        """Findings at or above ``min_severity`` (and whatever says the trace could not answer), in the order a
+        reader should take them: what makes the run inconclusive first, then most severe first; within a severity,
+        specific diagnoses before overviews (all drops, their rates), then by confidence (stable otherwise)."""
         floor = severity_rank(self.min_severity)
-        shown = [f for f in self.findings if severity_rank(f.severity) >= floor]
-        return sorted(shown, key=lambda f: -severity_rank(f.severity))
+        shown = [f for f in self.findings if severity_rank(f.severity) >= floor or INCONCLUSIVE_TAG in f.tags]
+        return sorted(shown, key=lambda f: (INCONCLUSIVE_TAG not in f.tags, -severity_rank(f.severity),
+                                            OVERVIEW_TAG in f.tags, -_CONFIDENCE_RANK.get(f.confidence, 0)))
+
+    @property
+    def inconclusive(self) -> list[Finding]:
+        """The findings that say this trace cannot answer (``inconclusive`` tag)."""
+        return [f for f in self.findings if INCONCLUSIVE_TAG in f.tags]
+
+    @property
+    def problem_findings(self) -> list[Finding]:
+        """Shown findings other than the ones that make the run inconclusive."""
+        return [f for f in self.shown_findings if INCONCLUSIVE_TAG not in f.tags]
 
     @property
     def hidden_findings(self) -> int:
@@ -146,9 +162,13 @@ class RunReport(_Frozen):
 
     @property
     def verdict(self) -> Verdict:
+        """failed (the rules could not run), inconclusive (the trace cannot answer), findings, incomplete (no
+        findings, but not every rule ran: that is no clean result), no_findings (we looked and found none)."""
         if self.failure is not None:
             return "failed"
-        if self.shown_findings:
+        if self.inconclusive:
+            return "inconclusive"
+        if self.problem_findings:
             return "findings"
         if not self.complete:
             return "incomplete"

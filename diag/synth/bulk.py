@@ -26,6 +26,9 @@ from diag.synth.compress import compress_with_holes
 from diag.synth.etlwriter import BUFFER_HEADER_SIZE, EtlWriter, event_record
 from diag.synth.trace import TraceProfile
 
+# Per-snapshot numbering (builds 26100+): bulk copies count their processor's ids from here, a range apart from
+# the scenario's own snapshots, which the trace builder numbers in time order from pm.FIRST_SNAPSHOT_ID.
+BULK_FIRST_SNAPSHOT_ID = 1 << 40
 TIMESTAMP_AT = 0x10  # in an EVENT_HEADER64 record
 GROUP_ID_AT = 0x50  # the payload's first field, PktGroupId
 HOLE = 8
@@ -79,6 +82,7 @@ class Filler:
         self.profile = profile
         self.packets = packets
         self.cpus = cpus
+        self.per_snapshot = profile.numbering == "per-snapshot"
         self.pid, self.tid = pid, tid
         self.templates = [self._template(cpu, shift) for shift, cpu in enumerate(cpus)]
         per_set = sum(BUFFER_HEADER_SIZE + len(t.image) if profile.compressed else profile.buffer_size
@@ -153,6 +157,8 @@ class Filler:
         return _Template(cpu, raw, raw, count, packets, ts_holes, group_holes, record_packets, per_flow)
 
     def _record(self, packet: FillerPacket, appearance: int, hop: Hop) -> bytes:
+        if self.per_snapshot:
+            appearance = 0
         payload = pm.encode_packet(
             pkt_group_id=0, pkt_number=1, appearance=appearance, dir_tag=hop.dir_tag,
             packet_type=pm.PacketType.ETHERNET, component_id=hop.component_id, edge_id=hop.edge_id, filter_id=0,
@@ -177,9 +183,15 @@ class Filler:
             for i, at in enumerate(t.timestamp_holes):
                 image[at:at + HOLE] = (t.first_qpc + i * t.spacing).to_bytes(HOLE, "little")
                 delta += (t.record_count * t.spacing) << (8 * at)
-            for at, packet in zip(t.group_holes, t.record_packets):
-                image[at:at + HOLE] = (t.first_group + packet).to_bytes(HOLE, "little")
-                delta += t.packet_count << (8 * at)
+            if self.per_snapshot:  # every snapshot the next id of its processor (diag/facts/snapshots.py)
+                first = pm.snapshot_id(t.cpu, BULK_FIRST_SNAPSHOT_ID)
+                for i, at in enumerate(t.group_holes):
+                    image[at:at + HOLE] = (first + i).to_bytes(HOLE, "little")
+                    delta += t.record_count << (8 * at)
+            else:
+                for at, packet in zip(t.group_holes, t.record_packets):
+                    image[at:at + HOLE] = (t.first_group + packet).to_bytes(HOLE, "little")
+                    delta += t.packet_count << (8 * at)
             t.base = int.from_bytes(image, "little")
             t.delta = delta
 

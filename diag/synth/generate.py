@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,7 @@ TRUTH_SCHEMA = "wnvdiag.synth-truth/1"
 MAX_SIZE = 64 * 1024**3
 MAX_DURATION = 7 * 24 * 3600.0
 MAX_RATE = 1_000_000.0
+MIN_BUILD, MAX_BUILD = 10240, 99999
 _UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3}
 _SAMPLE_BYTES = 256 * 1024  # of scenario records compressed to estimate the scenario's share of the file
 
@@ -79,14 +80,23 @@ def synthesize(
     duration: float | None = None,
     rate: float | None = None,
     hosts: int | None = None,
+    build: int | None = None,
 ) -> SynthResult:
-    """Write scenario ``scenario`` to ``out`` with its ground truth beside it."""
+    """Write scenario ``scenario`` to ``out`` with its ground truth beside it.
+
+    ``build``: the Windows build the trace claims (its logfile header), and so how pktmon numbers packet
+    snapshots in it: one PktGroupId per packet before 26100, one per snapshot from 26100 on.
+    """
     began = time.perf_counter()
     spec = get_scenario(scenario)
     params = _params(spec, seed=seed, size=parse_size(size), compressed=compressed, duration=duration, rate=rate,
                      hosts=hosts)
+    if build is not None and not MIN_BUILD <= build <= MAX_BUILD:
+        raise BadInputError(f"--build {build} is not a Windows 10/11 or Server build ({MIN_BUILD}..{MAX_BUILD})")
     trace = _output_path(out)
     story = spec.build(params)
+    if build is not None:
+        story.builder.profile = replace(story.builder.profile, os_build=build)
     filler = _filler(story, params)
     if story.capture is not None and story.rundown_at is not None:
         story.capture.rundown(
@@ -188,6 +198,7 @@ def _truth(spec: Scenario, params: Params, story: Story, written: WrittenTrace, 
             "file": Path(written.path).name,
             "compressed": written.compressed,
             "os_build": profile.os_build,
+            "packet_numbering": profile.numbering,
             "cpu_count": profile.cpu_count,
             "start_filetime": written.start_filetime,
             "end_filetime": written.end_filetime,

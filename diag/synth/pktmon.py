@@ -202,6 +202,43 @@ def encode_flow_counters(
             + _COUNTERS.pack(DirTag.RX, packets_in, bytes_in, DirTag.TX, packets_out, bytes_out))
 
 
+# pktmon gives every snapshot its own PktGroupId from this build on (diag/facts/snapshots.py)
+PER_SNAPSHOT_FROM_BUILD = 26100
+FIRST_SNAPSHOT_ID = 0x100  # where a processor's snapshot ids start in the synthesized traces
+_GROUP_AND_APPEARANCE = struct.Struct("<QHH")
+
+
+def numbering(os_build: int) -> str:
+    """How pktmon of ``os_build`` numbers packet snapshots: "per-packet" or "per-snapshot"."""
+    return "per-snapshot" if os_build >= PER_SNAPSHOT_FROM_BUILD else "per-packet"
+
+
+def snapshot_id(cpu: int, sequence: int) -> int:
+    """A per-snapshot PktGroupId: the processor in the upper 16 bits, its count of snapshots below."""
+    return (cpu << 48) | sequence
+
+
+def number_snapshots(events: list, first: int = FIRST_SNAPSHOT_ID) -> list:
+    """``events`` (``diag.synth.trace.Event``) with the packet snapshots (160/170) numbered as builds 26100 and
+    later number them: in time order on each processor, every snapshot the next PktGroupId of its processor,
+    AppearanceCount 0, PktNumber kept. Returns the new event list (events are frozen)."""
+    from dataclasses import replace
+
+    ordered = sorted(range(len(events)), key=lambda i: (events[i].filetime, events[i].order))
+    out = list(events)
+    next_id: dict[int, int] = {}
+    for i in ordered:
+        e = events[i]
+        if e.provider != PROVIDER or e.event_id not in (EVENT_PACKET, EVENT_DROP):
+            continue
+        seq = next_id.get(e.cpu, first)
+        next_id[e.cpu] = seq + 1
+        _group, number, _appearance = _GROUP_AND_APPEARANCE.unpack_from(e.payload)
+        head = _GROUP_AND_APPEARANCE.pack(snapshot_id(e.cpu, seq), number, 0)
+        out[i] = replace(e, payload=head + e.payload[_GROUP_AND_APPEARANCE.size:])
+    return out
+
+
 def encode_packet(
     *,
     pkt_group_id: int,

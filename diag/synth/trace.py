@@ -41,6 +41,14 @@ class TraceProfile:
     controller_tid: int = 6136
     log_file_mode: int | None = None
     self_describing: bool = True  # embed EventMetadata for the providers a scenario describes
+    # "per-packet" or "per-snapshot" PktGroupIds (None: as pktmon of ``os_build`` numbers them)
+    packet_numbering: str | None = None
+
+    @property
+    def numbering(self) -> str:
+        from diag.synth.pktmon import numbering
+
+        return self.packet_numbering or numbering(self.os_build)
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,7 +136,12 @@ class TraceBuilder:
               end_filetime: int | None = None) -> WrittenTrace:
         p = self.profile
         counts: Counter[tuple[uuid.UUID, int]] = Counter()
-        ordered = sorted(self.events, key=lambda e: (e.filetime, e.order))
+        events = self.events
+        if p.numbering == "per-snapshot":
+            from diag.synth.pktmon import number_snapshots
+
+            events = number_snapshots(events)
+        ordered = sorted(events, key=lambda e: (e.filetime, e.order))
         losses = sorted(self.losses, key=lambda loss: loss.filetime)
         end = end_filetime if end_filetime is not None else self.last_filetime() + 10_000
         with EtlWriter(

@@ -41,4 +41,5 @@ FINDINGS: dict[str, str] = {
     "tcp-resets-on-vport": "many TCP resets on one vmNIC's flows, most of the host's (pktmon frames)",
     "tcp-retransmissions-on-vport": "TCP data segments sent again on one vmNIC's flows, most of the host's (pktmon frames)",
     "arp-nd-unanswered": "ARP requests / Neighbor Solicitations for an address never answered (pktmon frames)",
+    "trace-no-packets": "pktmon logged its component list but no packet (started without --capture)",
 }
