@@ -135,7 +135,8 @@ class PktmonInfo(_Model):
     packets: int
     drops: int = Field(description="drop events")
     dropped_frames: int = Field(0, description="distinct frames among the drop events: the stack logs one dropped "
-                                               "packet several times; one frame at one component within 10 ms counts once")
+                                               "packet several times; one frame at one component within 10 ms "
+                                               "counts once")
     drops_by_reason: list[DropReasonCount]
     drops_by_component: dict[str, int]
     malformed_packet_events: int
@@ -291,7 +292,8 @@ def _providers(stats: DecodeStats) -> tuple[list[ProviderInfo], DecodeInfo]:
             undecodable.append({"provider": guid, "event_id": event_id, "version": version,
                                 "no_layout": o.no_layout, "failed": o.failed, "first_error": o.first_error})
     providers = [
-        ProviderInfo(guid=guid, name=provider_name(guid) or catalogue.provider_name(guid) or stats.provider_names.get(guid),
+        ProviderInfo(guid=guid,
+                     name=provider_name(guid) or catalogue.provider_name(guid) or stats.provider_names.get(guid),
                      records=sum(e.count for e in events),
                      events=sorted(events, key=lambda e: (e.event_id, e.version)))
         for guid, events in by_provider.items()
@@ -357,7 +359,8 @@ def _pktmon_info(tally: PktmonDigest, decoder: EventDecoder, os_build: int, pres
     ]
     return PktmonInfo(
         present=present, components=components, packets=tally.packets, drops=tally.drops,
-        dropped_frames=tally.dropped_frames, drops_by_reason=reasons, drops_by_component={str(k): v for k, v in tally.drops_by_component.most_common()},
+        dropped_frames=tally.dropped_frames, drops_by_reason=reasons,
+        drops_by_component={str(k): v for k, v in tally.drops_by_component.most_common()},
         malformed_packet_events=tally.malformed,
         reason_names_from="trace EventMetadata" if embedded else "wnvdiag knowledge table",
     )

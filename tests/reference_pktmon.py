@@ -66,24 +66,28 @@ class Packet:
         return tuple((s.component, s.edge) for s in self.snapshots)
 
 
-def read_snapshots(path: Path) -> list[Snapshot]:
+def pktmon_events(path: Path, event_ids: set[int] | None = None):
+    """(event id, dissect.etl record header, fields by etl-parser's layout) of every PktMon event with a layout."""
     dissect_etl = pytest.importorskip("dissect.etl.etl")
     from dissect.etl.headers.event import EventHeader
     from etl.parsers.etw import Microsoft_Windows_PktMon as layouts
 
-    out = []
     with open(path, "rb") as fh:
         for rec in dissect_etl.ETL(fh):
             h = rec.header
             if not isinstance(h, EventHeader) or str(uuid.UUID(bytes_le=h.provider_id.bytes)) != PKTMON:
                 continue
             event_id = h.descriptor.id
-            if event_id not in (160, 170):
+            layout = getattr(layouts, f"Microsoft_Windows_PktMon_{event_id}_0", None)
+            if layout is None or (event_ids is not None and event_id not in event_ids):
                 continue
-            f = getattr(layouts, f"Microsoft_Windows_PktMon_{event_id}_0").pattern.parse(bytes(h.payload))
-            out.append(Snapshot(f.PktGroupId, f.PktNumber, f.AppearanceCount, f.DirTag, f.PacketType, f.ComponentId,
-                                f.EdgeId, event_id == 170, f.DropReason, h.timestamp, bytes(f.Payload)))
-    return out
+            yield event_id, h, layout.pattern.parse(bytes(h.payload))
+
+
+def read_snapshots(path: Path) -> list[Snapshot]:
+    return [Snapshot(f.PktGroupId, f.PktNumber, f.AppearanceCount, f.DirTag, f.PacketType, f.ComponentId, f.EdgeId,
+                     event_id == 170, f.DropReason, h.timestamp, bytes(f.Payload))
+            for event_id, h, f in pktmon_events(path, {160, 170})]
 
 
 def network_layer(frame: bytes, packet_type: int) -> bytes:

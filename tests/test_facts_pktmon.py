@@ -18,7 +18,7 @@ import pytest
 
 import reference_pktmon as reference
 from factscan import by_kind, scan_facts
-from samples import sample, sample_params
+from samples import sample_params
 from diag.decode import pktmon
 from diag.facts import pktmon as pktmon_facts
 from diag.facts.pktmon import PktmonDigest

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import collections
 import json
-import uuid
 from pathlib import Path
 
 import pytest
 
+import reference_pktmon as reference
 from samples import sample_params
 from diag import knowledge
 from diag.inspect import inspect_trace
@@ -24,28 +24,15 @@ PKTMON = "4d4f80d9-c8bd-4d73-bb5b-19c90402c5ac"
 
 
 def independent_pktmon_counts(path: Path):
-    dissect_etl = pytest.importorskip("dissect.etl.etl")
-    from dissect.etl.headers.event import EventHeader
-    from etl.parsers.etw.Microsoft_Windows_PktMon import Microsoft_Windows_PktMon_160_0 as P160
-    from etl.parsers.etw.Microsoft_Windows_PktMon import Microsoft_Windows_PktMon_170_0 as P170
-
     packets = drops = 0
     by_reason: collections.Counter[int] = collections.Counter()
     by_component: collections.Counter[int] = collections.Counter()
-    with open(path, "rb") as fh:
-        for rec in dissect_etl.ETL(fh):
-            h = rec.header
-            if not isinstance(h, EventHeader) or str(uuid.UUID(bytes_le=h.provider_id.bytes)) != PKTMON:
-                continue
-            event_id = h.descriptor.id
-            if event_id not in (160, 170):
-                continue
-            fields = (P170 if event_id == 170 else P160).pattern.parse(bytes(h.payload))
-            packets += 1
-            if event_id == 170:
-                drops += 1
-                by_reason[fields.DropReason] += 1
-                by_component[fields.ComponentId] += 1
+    for event_id, _header, fields in reference.pktmon_events(path, {160, 170}):
+        packets += 1
+        if event_id == 170:
+            drops += 1
+            by_reason[fields.DropReason] += 1
+            by_component[fields.ComponentId] += 1
     return packets, drops, by_reason, by_component
 
 

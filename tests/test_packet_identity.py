@@ -30,7 +30,8 @@ class Clock:
 
 
 def snapshot(gid: int, component: int, frame: bytes, *, ticks: int, appearance: int = 0, edge: int = 1,
-             direction: int = 3, packet_type: int = 1, dropped: bool = False, reason: int = 0, number: int = 1) -> bytes:
+             direction: int = 3, packet_type: int = 1, dropped: bool = False, reason: int = 0,
+             number: int = 1) -> bytes:
     """An EVENT_HEADER-sized gap (the digest reads the timestamp at 0x10) and a 160/170 payload."""
     header = bytearray(0x50)
     struct.pack_into("<q", header, 0x10, ticks)
@@ -63,7 +64,8 @@ def test_the_identity_stays_when_the_link_header_or_the_ip_header_is_rewritten()
     ip = web(1000)
     ethernet = ether(0x0800, ip)
     tagged = ether(0x0800, ip, tags=[(0x8100, 12)])
-    dot11 = bytes([0x08, 0x02]) + b"\x00\x00" + MAC_B + MAC_A + MAC_A + b"\x10\x00" + b"\xaa\xaa\x03\x00\x00\x00\x08\x00" + ip
+    dot11 = bytes([0x08, 0x02]) + b"\x00\x00" + MAC_B + MAC_A + MAC_A + b"\x10\x00" \
+        + b"\xaa\xaa\x03\x00\x00\x00\x08\x00" + ip
     reheaded = ether(0x0800, web(1000, ident=0, ttl=1))  # the loopback path logs one segment under two headers
     vxlan = ether(0x0800, ipv4(17, udp(61000, 4789, struct.pack("!BBHI", 0x08, 0, 0, 5001 << 8) + ethernet)))
     ids = {frames.identity(ethernet), frames.identity(tagged), frames.identity(dot11, link=frames.LINK_WIFI),

@@ -82,35 +82,23 @@ def providers(path: Path) -> collections.Counter:
 
 def independent_decode(path: Path) -> dict:
     """Packets, drops by reason and component, truncated snapshots and the component rundown."""
-    dissect_etl = pytest.importorskip("dissect.etl.etl")
-    pytest.importorskip("etl.parsers.etw.Microsoft_Windows_PktMon")
-    from dissect.etl.headers.event import EventHeader
-    from etl.parsers.etw import Microsoft_Windows_PktMon as layouts
-
     out = {"packets": 0, "truncated": 0, "drops": collections.Counter(), "by_component": collections.Counter(),
            "packets_by_component": collections.Counter(), "components": {}, "macs": {}}
-    with open(path, "rb") as fh:
-        for rec in dissect_etl.ETL(fh):
-            h = rec.header
-            if not isinstance(h, EventHeader) or str(uuid.UUID(bytes_le=h.provider_id.bytes)) != PKTMON:
-                continue
-            event_id = h.descriptor.id
-            if event_id in (160, 170):
-                f = getattr(layouts, f"Microsoft_Windows_PktMon_{event_id}_0").pattern.parse(bytes(h.payload))
-                out["packets"] += 1
-                out["packets_by_component"][f.ComponentId] += 1
-                if f.LoggedPayloadSize < f.OriginalPayloadSize:
-                    out["truncated"] += 1
-                if event_id == 170:
-                    out["drops"][f.DropReason] += 1
-                    out["by_component"][f.ComponentId] += 1
-            elif event_id == 20:
-                f = layouts.Microsoft_Windows_PktMon_20_0.pattern.parse(bytes(h.payload))
-                out["components"][f.Id] = (_wstring(f.Name), _wstring(f.Description), f.Type)
-            elif event_id == 70:
-                payload = bytes(h.payload)  # ComponentId u16, Type u16 (6: PhysAddress), Size u32, the bytes
-                if int.from_bytes(payload[2:4], "little") == 6:
-                    out["macs"][int.from_bytes(payload[0:2], "little")] = payload[8:14].hex()
+    for event_id, h, f in reference.pktmon_events(path, {20, 160, 170}):
+        if event_id in (160, 170):
+            out["packets"] += 1
+            out["packets_by_component"][f.ComponentId] += 1
+            if f.LoggedPayloadSize < f.OriginalPayloadSize:
+                out["truncated"] += 1
+            if event_id == 170:
+                out["drops"][f.DropReason] += 1
+                out["by_component"][f.ComponentId] += 1
+        else:
+            out["components"][f.Id] = (_wstring(f.Name), _wstring(f.Description), f.Type)
+    for event_id, h, _ in reference.pktmon_events(path, {70}):
+        payload = bytes(h.payload)  # ComponentId u16, Type u16 (6: PhysAddress), Size u32, the bytes
+        if int.from_bytes(payload[2:4], "little") == 6:
+            out["macs"][int.from_bytes(payload[0:2], "little")] = payload[8:14].hex()
     return out
 
 
@@ -195,7 +183,8 @@ def test_finguard_loopback_syns_are_one_packet_each_with_their_three_drop_events
     # 918). Each attempt is one packet, with three drop events
     path = sample("NeoChenjf__Finguard__PktMon.etl")
     snapshots = reference.read_snapshots(path)
-    syns = [s for s in snapshots if s.packet_type == 3 and s.frame[9] == 6 and s.frame[12] == 127 and s.frame[33] & 0x02]
+    syns = [s for s in snapshots
+            if s.packet_type == 3 and s.frame[9] == 6 and s.frame[12] == 127 and s.frame[33] & 0x02]
     attempts = {(s.frame[20:24], s.frame[24:28], round(s.time.timestamp(), 2)) for s in syns}  # ports, seq, when
     assert len(syns) == 3 * len(attempts) and len(attempts) == 6
     assert sorted(collections.Counter(s.reason for s in syns).items()) == [(918, 6), (1204, 12)]

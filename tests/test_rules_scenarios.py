@@ -186,8 +186,8 @@ def test_a_scenario_numbered_per_snapshot_has_its_truth_and_its_values(per_snaps
     assert truth["trace"]["os_build"] == PER_SNAPSHOT_BUILD and truth["trace"]["packet_numbering"] == "per-snapshot"
     expected = {RULE_FOR[f["finding"]] for f in truth["expect"]} | derived_expectations(name, truth)
     assert set(findings) == expected, f"{name}: missing {expected - set(findings)}, unexpected {set(findings) - expected}"
-    for expected_finding in truth["expect"]:
-        check_values(expected_finding["finding"], expected_finding["values"], findings[RULE_FOR[expected_finding["finding"]]])
+    for want in truth["expect"]:
+        check_values(want["finding"], want["values"], findings[RULE_FOR[want["finding"]]])
     trace = next(f for f in result.run.facts if f["kind"] == "trace")
     assert trace["packet_numbering"] in (None, "per-snapshot")
     # as many packets as the writer wrote (the per-packet run keys them by the writer's own PktGroupIds)

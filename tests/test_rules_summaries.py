@@ -28,7 +28,7 @@ def test_a_shared_reason_summary_does_not_give_one_pair_s_reason_to_all():
     assert f.summary.startswith("8 pair(s) of components drop packets for a reason they share")
     assert "at 8 pair" not in f.summary
     top = f.evidence[0]  # ranked by count: the example is a pair of the busiest reason, named with its own reason
-    assert top["a.reason_code"] == 1204 and f"reason 1204 " in f.summary
+    assert top["a.reason_code"] == 1204 and "reason 1204 " in f.summary
 
 
 def test_a_non_ip_sample_path_reads_as_its_ethertype_without_none():

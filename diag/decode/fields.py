@@ -101,36 +101,21 @@ def _counted_wstr(name: str) -> Reader:
     return read
 
 
-def _ipv4(name: str) -> Reader:
-    def read(p: memoryview, pos: int, out: dict, _units: str) -> int:
-        _need(p, pos, 4, name)
-        out[name] = str(ipaddress.IPv4Address(bytes(p[pos:pos + 4])))
-        return pos + 4
-    return read
+def _bytes_as(size: int, convert: Callable[[bytes], Any]) -> Callable[[str], Reader]:
+    """A reader of ``size`` bytes shown as ``convert`` makes them."""
+    def reader(name: str) -> Reader:
+        def read(p: memoryview, pos: int, out: dict, _units: str) -> int:
+            _need(p, pos, size, name)
+            out[name] = convert(bytes(p[pos:pos + size]))
+            return pos + size
+        return read
+    return reader
 
 
-def _ipv6(name: str) -> Reader:
-    def read(p: memoryview, pos: int, out: dict, _units: str) -> int:
-        _need(p, pos, 16, name)
-        out[name] = str(ipaddress.IPv6Address(bytes(p[pos:pos + 16])))
-        return pos + 16
-    return read
-
-
-def _port(name: str) -> Reader:
-    def read(p: memoryview, pos: int, out: dict, _units: str) -> int:
-        _need(p, pos, 2, name)
-        out[name] = (p[pos] << 8) | p[pos + 1]
-        return pos + 2
-    return read
-
-
-def _mac6(name: str) -> Reader:
-    def read(p: memoryview, pos: int, out: dict, _units: str) -> int:
-        _need(p, pos, 6, name)
-        out[name] = mac_text(bytes(p[pos:pos + 6]))
-        return pos + 6
-    return read
+_ipv4 = _bytes_as(4, lambda raw: str(ipaddress.IPv4Address(raw)))
+_ipv6 = _bytes_as(16, lambda raw: str(ipaddress.IPv6Address(raw)))
+_port = _bytes_as(2, lambda raw: int.from_bytes(raw, "big"))
+_mac6 = _bytes_as(6, mac_text)
 
 
 def ip_from_bytes(raw: bytes) -> str | None:

@@ -223,8 +223,8 @@ def path_chart(path: dict[str, Any]) -> Markup:
             body.append(Markup('<text x="{x}" y="{y}" dy="22" class="dropt">✖ {r}</text>').format(
                 x=box_w + 10, y=y, r=reason))
     height = len(hops) * (box_h + gap) - gap + 2
-    what = path.get("packet") or " ".join(str(v) for v in (path.get("protocol"), path.get("src"), "→", path.get("dst"))
-                                          if v is not None)
+    parts = (path.get("protocol"), path.get("src"), "→", path.get("dst"))
+    what = path.get("packet") or " ".join(str(v) for v in parts if v is not None)
     label = f"packet {path.get('pkt_group_id')}/{path.get('pkt_number')}: {what}"
     return Markup(
         '<svg class="chart path" data-chart="path" role="img" aria-label="{label}" viewBox="0 0 {w} {h}" '
