@@ -234,3 +234,15 @@ def test_loopback_and_broadcasts_of_unknown_protocols_are_background():
     assert background_kind(vendor, frames.LINK_ETHERNET, 204) == "broadcast of a protocol the host does not speak"
     lldp = bytes.fromhex("0180c200000e") + MAC_A + b"\x88\xcc" + bytes(40)  # IEEE 802.1Q reserved group
     assert background_kind(lldp, frames.LINK_ETHERNET, 204) == "bridge protocol (STP/LLDP/LACP...)"
+
+
+def test_a_flood_of_requests_is_not_taken_for_one_solicitation():
+    # a request every 5 ms for 20 ms: repeats are judged from the last request counted, not chained from one
+    # sighting to the next (which would fold the whole flood into one)
+    tracker = NeighborTracker(same_within=100_000)
+    request = ether(0x0806, bytes.fromhex("0001080006040001") + MAC_A + bytes([10, 0, 0, 5]) + bytes(6)
+                    + bytes([10, 0, 0, 1]))
+    for ticks in range(0, 200_001, 50_000):
+        tracker.arp(request, 3, ticks)
+    ((_, record),) = tracker.requests.items()
+    assert (record[0], tracker.repeats) == (3, 2)

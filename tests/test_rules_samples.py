@@ -326,3 +326,34 @@ def test_no_report_of_a_real_sample_shows_none(name, tmp_path):
     for files in written.values():
         for path in files:
             assert not re.search(r"\bNone\b", path.read_text(encoding="utf-8")), path.name
+
+
+def test_the_background_classifier_reads_real_discovery_frames():
+    # the VPN capture logs mDNS and SSDP multicast (802.11 frames with LLC/SNAP, and Ethernet frames, on build
+    # 19042): none was dropped there, but had the stack dropped them (1201, destination is multicast), each must
+    # read as background of its service; a unicast frame of the same capture must not
+    from diag.facts.background import background_kind
+    from diag.facts.pktmon import LINKS
+
+    snapshots = reference.read_snapshots(sample("nathaniel-security__microsoft-pktmon-VPN-capture-traffic__PktMon.etl"))
+    seen = collections.Counter()
+    for s in snapshots:
+        l3 = reference.network_layer(s.frame, s.packet_type)
+        if l3[:2] != b"\x08\x00" or l3[11] != 17:
+            continue
+        ip = l3[2:]
+        dst, dport = ip[16:20], int.from_bytes(ip[(ip[0] & 15) * 4 + 2:(ip[0] & 15) * 4 + 4], "big")
+        kind = background_kind(s.frame, LINKS[s.packet_type], 1201)
+        if (dst, dport) == (bytes([224, 0, 0, 251]), 5353):
+            assert kind == "mDNS", s
+            seen["mDNS"] += 1
+        elif (dst, dport) == (bytes([239, 255, 255, 250]), 1900):
+            assert kind == "SSDP", s
+            seen["SSDP"] += 1
+        else:
+            dot11 = s.packet_type == 2 and s.frame[0] & 0x0C == 0x08
+            da = (s.frame[16:22] if s.frame[1] & 1 else s.frame[4:10]) if dot11 else s.frame[0:6]
+            if not da[0] & 1 and dst[0] < 224:  # IEEE 802 I/G bit clear: a unicast frame
+                assert kind is None, s
+                seen["unicast"] += 1
+    assert seen["mDNS"] and seen["unicast"]

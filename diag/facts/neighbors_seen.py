@@ -5,7 +5,7 @@ every ICMPv6 packet. It reads Ethernet (one 802.1Q tag), then ARP for IPv4 or IP
 headers) + ICMPv6 at fixed offsets:
 - a request (ARP operation 1, ICMPv6 135) is counted per (requester MAC, target address), with the
   component of its first snapshot and the times of its first and last request; a request less than
-  ``same_within`` ticks after the last one of that key is the same solicitation seen again (counted in
+  ``same_within`` ticks from the last one counted for that key is the same solicitation seen again (counted in
   ``repeats``, not as a request): the host retries ARP and ND a second or so apart (RFC 4861 RetransTimer);
 - an answer (ARP operation 2 from the target's address, ICMPv6 136 for the target) counts for the
   target, whoever it went to.
@@ -31,7 +31,7 @@ MAX_TARGETS = 2048
 MAX_FACTS = 64
 _UNSPECIFIED_V4, _UNSPECIFIED_V6 = bytes(4), bytes(16)
 # one request key's record
-REQUESTS, FIRST, LAST, COMPONENT = range(4)
+REQUESTS, FIRST, LAST, COMPONENT, COUNTED = range(5)  # COUNTED: when the last request counted was seen
 
 
 class NeighborTracker:
@@ -96,12 +96,13 @@ class NeighborTracker:
             if len(self.requests) >= self.max_requests:
                 self.requests_not_kept += 1
                 return
-            record = self.requests[key] = [0, ticks, ticks, comp]
-        elif (self.same_within is not None and ticks is not None and record[LAST] is not None
-              and abs(ticks - record[LAST]) < self.same_within):
+            record = self.requests[key] = [0, ticks, ticks, comp, None]
+        elif (self.same_within is not None and ticks is not None and record[COUNTED] is not None
+              and abs(ticks - record[COUNTED]) < self.same_within):
             self.repeats += 1  # one solicitation logged again (another processor, a path broken by a rewrite)
             return
         record[REQUESTS] += 1
+        record[COUNTED] = ticks
         if ticks is not None:
             if record[FIRST] is None or ticks < record[FIRST]:
                 record[FIRST] = ticks

@@ -213,7 +213,7 @@ class PktmonDigest:
             path, _ = self.chains.join(gid, ident, ticks, hop, False)
             if path is None:
                 path = self._new_path(key, data[frame:frame + min(logged, FLOW_BYTES)], ptype, size, ticks, comp)
-                self.chains.open(gid, ident, ticks, hop, path, key)
+                self.chains.open(gid, ident, ticks, hop, path)
             return path
         frame_bytes = data[frame:frame + min(logged, FLOW_BYTES)]
         return self._resumed(key, frame_bytes, ptype) or self._start(key, frame_bytes, ptype, size, ticks, comp)
@@ -252,7 +252,7 @@ class PktmonDigest:
                 if path is None:
                     path = self._new_path(key, frame, event.packet_type, event.original_size, ticks,
                                           event.component_id)
-                    self.chains.open(event.pkt_group_id, ident, ticks, hop, path, key)
+                    self.chains.open(event.pkt_group_id, ident, ticks, hop, path)
             elif dropped and self._dropped_keys.get(key) == element:
                 self.drop_repeats += 1
                 return True

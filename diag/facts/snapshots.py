@@ -20,9 +20,8 @@ depends on the build, and the trace itself tells which numbering it has:
 
 The numbering is detected per snapshot (AppearanceCount 0 means per snapshot), never from a flag
 the user passes. What could go wrong on a per-snapshot trace is counted, for the trace fact and
-the quality gate: a snapshot that matched an open chain which had already crossed that very edge
-(two packets of the same content in flight: the chain is ended and a new one started) is an
-*ambiguous* link. Content that changes on the way (NAT, an encapsulation the identity does not
+the quality gate: a snapshot that more than one open chain could take (two packets of the same
+content in flight; the most recently opened takes it) is an *ambiguous* link. Content that changes on the way (NAT, an encapsulation the identity does not
 see through, software segmentation) ends one path and starts another; nothing in the trace tells
 such a break from a new packet, so every path of a per-snapshot trace is a rebuild.
 
@@ -41,10 +40,10 @@ MAX_ID_GAP = 256
 HOP_WINDOW_SECONDS = 0.010
 SEQUENCE_MASK = (1 << 48) - 1
 
-# an open chain: the digest's path, its key, the last id (sequence part), the last raw timestamp,
-# the hops it crossed (component, edge and direction), whether it ended with a drop (kept open for
-# repeats), and the packet identity it is filed under
-PATH, KEY, SEQ, TICKS, HOPS, ENDED, IDENT = range(7)
+# an open chain: the digest's path, the last id (sequence part), the last raw timestamp, the hops it
+# crossed (component, edge and direction), whether it ended with a drop (kept open for repeats), and
+# the packet identity it is filed under
+PATH, SEQ, TICKS, HOPS, ENDED, IDENT = range(6)
 
 
 class SnapshotChains:
@@ -104,11 +103,11 @@ class SnapshotChains:
         self.linked += 1
         return candidate[PATH], False
 
-    def open(self, gid: int, ident: bytes, ticks: int | None, hop: int, path: list, key: int) -> None:
+    def open(self, gid: int, ident: bytes, ticks: int | None, hop: int, path: list) -> None:
         """Start the chain of a packet whose first snapshot this is."""
         cpu, seq = gid >> 48, gid & SEQUENCE_MASK
         self.opened += 1
-        entry = [path, key, seq, ticks, {hop}, False, ident]
+        entry = [path, seq, ticks, {hop}, False, ident]
         self._open.setdefault((cpu, ident), []).append(entry)
         self._by_cpu.setdefault(cpu, deque()).append((seq, ident))
 

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from diag import __version__
-from diag.facts.models import SEVERITIES, Finding, RuleError, Severity, TraceQuality, severity_rank
+from diag.facts.models import CONFIDENCES, SEVERITIES, Finding, RuleError, Severity, TraceQuality, severity_rank
 
 if TYPE_CHECKING:
     from diag.engine.runner import EngineResult
@@ -21,7 +21,6 @@ if TYPE_CHECKING:
 Verdict = Literal["failed", "inconclusive", "findings", "incomplete", "no_findings"]
 INCONCLUSIVE_TAG = "inconclusive"  # a finding with it says the trace could not answer: the verdict is inconclusive
 OVERVIEW_TAG = "overview"  # broad summaries (all drops, their rates): ranked after specific diagnoses
-_CONFIDENCE_RANK = {"high": 2, "medium": 1, "low": 0}
 
 
 def utc_now() -> datetime:
@@ -136,7 +135,7 @@ class RunReport(_Frozen):
         floor = severity_rank(self.min_severity)
         shown = [f for f in self.findings if severity_rank(f.severity) >= floor or INCONCLUSIVE_TAG in f.tags]
         return sorted(shown, key=lambda f: (INCONCLUSIVE_TAG not in f.tags, -severity_rank(f.severity),
-                                            OVERVIEW_TAG in f.tags, -_CONFIDENCE_RANK.get(f.confidence, 0)))
+                                            OVERVIEW_TAG in f.tags, -CONFIDENCES.index(f.confidence)))
 
     @property
     def inconclusive(self) -> list[Finding]:

@@ -33,6 +33,7 @@ from __future__ import annotations
 import ipaddress
 import struct
 import uuid
+from dataclasses import replace
 from enum import IntEnum
 
 from diag import knowledge
@@ -222,8 +223,6 @@ def number_snapshots(events: list, first: int = FIRST_SNAPSHOT_ID) -> list:
     """``events`` (``diag.synth.trace.Event``) with the packet snapshots (160/170) numbered as builds 26100 and
     later number them: in time order on each processor, every snapshot the next PktGroupId of its processor,
     AppearanceCount 0, PktNumber kept. Returns the new event list (events are frozen)."""
-    from dataclasses import replace
-
     ordered = sorted(range(len(events)), key=lambda i: (events[i].filetime, events[i].order))
     out = list(events)
     next_id: dict[int, int] = {}

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Iterable
 
 from diag.synth import eventmetadata as em
+from diag.synth import pktmon as pm
 from diag.synth.etlwriter import DEFAULT_START_FILETIME, EtlWriter
 
 if TYPE_CHECKING:
@@ -41,14 +42,11 @@ class TraceProfile:
     controller_tid: int = 6136
     log_file_mode: int | None = None
     self_describing: bool = True  # embed EventMetadata for the providers a scenario describes
-    # "per-packet" or "per-snapshot" PktGroupIds (None: as pktmon of ``os_build`` numbers them)
-    packet_numbering: str | None = None
 
     @property
     def numbering(self) -> str:
-        from diag.synth.pktmon import numbering
-
-        return self.packet_numbering or numbering(self.os_build)
+        """How pktmon of ``os_build`` numbers packet snapshots: "per-packet" or "per-snapshot"."""
+        return pm.numbering(self.os_build)
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,9 +136,7 @@ class TraceBuilder:
         counts: Counter[tuple[uuid.UUID, int]] = Counter()
         events = self.events
         if p.numbering == "per-snapshot":
-            from diag.synth.pktmon import number_snapshots
-
-            events = number_snapshots(events)
+            events = pm.number_snapshots(events)
         ordered = sorted(events, key=lambda e: (e.filetime, e.order))
         losses = sorted(self.losses, key=lambda loss: loss.filetime)
         end = end_filetime if end_filetime is not None else self.last_filetime() + 10_000
