@@ -80,6 +80,8 @@ def render_inspect_text(s: TraceSummary) -> str:
             how = e.decoder or "no layout: kept raw"
             if e.failed:
                 how += f"; {e.failed} did not fit: {e.first_error}"
+            if e.layout_unsure:
+                how += f"; {e.layout_unsure} by another revision of the layout: {e.layout_note}"
             lines.append(f"  {e.count:>9}    id {e.event_id} v{e.version}{label} [{how}]")
     if p.present:
         lines += ["", f"PktMon      {p.packets} packet events, {p.drops} drop events ({p.dropped_frames} distinct "

@@ -94,6 +94,9 @@ class EventCount(_Model):
     decoded: int = 0
     failed: int = Field(0, description="events whose payload did not fit the layout")
     first_error: str | None = None
+    layout_unsure: int = Field(0, description="events decoded by a layout revision the trace's OS build does not "
+                                              "select (or, with the build unknown, chosen by length)")
+    layout_note: str | None = None
 
 
 class ProviderInfo(_Model):
@@ -285,7 +288,8 @@ def _providers(stats: DecodeStats) -> tuple[list[ProviderInfo], DecodeInfo]:
         count = o.decoded + o.failed + o.no_layout
         by_provider.setdefault(guid, []).append(EventCount(
             event_id=event_id, version=version, count=count, name=o.name, decoder=o.layer,
-            decoded=o.decoded, failed=o.failed, first_error=o.first_error))
+            decoded=o.decoded, failed=o.failed, first_error=o.first_error, layout_unsure=o.layout_unsure,
+            layout_note=o.layout_note))
         if o.decoded:
             layer_records[o.layer or "?"] += o.decoded
         if o.failed or o.no_layout:

@@ -108,7 +108,7 @@ def _construct_name(con) -> str:
 _AS_ETL_PARSER = {"u8": ["Int8ul"], "u16": ["Int16ul"], "u32": ["Int32ul"], "u64": ["Int64ul"], "i64": ["Int64sl"],
                   "i32": ["Int32sl"], "bool8": ["Int8ul"], "bool32": ["Int8ul"],  # etl-parser types win:Boolean as one byte
                   "guid": ["Guid"], "wstr": ["WString"], "cstr": ["CString"], "counted_wstr": ["Int32ul", "Bytes"],
-                  "ipv4": ["Int32ul"], "bin": ["Bytes"], "mac": ["Bytes"], "ip": ["Bytes"], "sockaddr": ["Bytes"]}
+                  "ipv4": ["Int32ul"], "ptr": ["Int64ul"], "bin": ["Bytes"], "mac": ["Bytes"], "ip": ["Bytes"], "sockaddr": ["Bytes"]}
 
 
 def layout_as_etl_parser(fields: tuple) -> list[str]:

@@ -110,10 +110,15 @@ def test_a_neighbour_that_answers_later_is_counted_reachable(tmp_path):
 
 @pytest.mark.parametrize("key", sorted(tcpip.LAYOUTS))
 def test_layouts_agree_with_etl_parser(key):
+    """A second source for the versions etl-parser knows (its manifest predates some): one of our
+    revisions is its layout. Every version and revision is checked against the per-release manifest
+    field lists in test_layout_sources.py."""
     pytest.importorskip("etl.parsers.etw.Microsoft_Windows_TCPIP")
     theirs = etl_parser_types("Microsoft_Windows_TCPIP", *key)
-    assert theirs is not None, f"etl-parser has no TCPIP {key}"
-    assert layout_as_etl_parser(tcpip.LAYOUTS[key].fields) == theirs
+    if theirs is None:
+        pytest.skip(f"etl-parser's manifest has no tcpip {key}")
+    layouts = tcpip.LAYOUTS[key]
+    assert theirs in [layout_as_etl_parser(l.fields) for l in (layouts if isinstance(layouts, tuple) else (layouts,))]
 
 
 @pytest.mark.parametrize(("event_id", "template"), [(1127, "IpDadFailedArgs"), (1202, "IpInterfaceRundownArgs"),

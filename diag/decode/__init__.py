@@ -20,6 +20,7 @@ from typing import Any
 from diag.decode import (
     catalogue, eventmetadata, kernelnetwork, ndiscap, netvsc, pktmon, tcpip, tracelogging, vmswitch, winnat, wnv,
 )
+from diag.decode.fields import LAYOUT_NOTE
 from diag.decode.wire import WireError
 from diag.read.logfile import LogfileHeader
 from diag.read.records import EXT_EVENT_SCHEMA_TL, KERNEL_STYLE, Record
@@ -57,6 +58,9 @@ class Outcome:
     layer: str | None = None
     name: str | None = None
     first_error: str | None = None
+    # decoded by a revision of the layout the trace's OS build did not select (or the build is unknown)
+    layout_unsure: int = 0
+    layout_note: str | None = None
 
 
 @dataclass(slots=True)
@@ -74,6 +78,10 @@ class DecodeStats:
     @property
     def errors(self) -> int:
         return sum(o.failed for o in self.outcomes.values())
+
+    @property
+    def layout_unsure(self) -> int:
+        return sum(o.layout_unsure for o in self.outcomes.values())
 
     @property
     def undecodable(self) -> int:
@@ -106,6 +114,7 @@ class EventDecoder:
 
     def __init__(self, header: LogfileHeader | None = None) -> None:
         self.header = header
+        self.os_build = header.os_build if header is not None and header.os_build else None
         self.schemas = eventmetadata.SchemaRegistry()
         self.stats = DecodeStats()
         self._early: dict[tuple[str, int, int], Record] = {}
@@ -170,6 +179,10 @@ class EventDecoder:
             return None
         outcome.decoded += 1
         outcome.layer, outcome.name = decoded.layer, decoded.event_name
+        note = decoded.fields.pop(LAYOUT_NOTE, None)
+        if note is not None:
+            outcome.layout_unsure += 1
+            outcome.layout_note = outcome.layout_note or note
         if decoded.provider_name and decoded.provider not in self.stats.provider_names:
             self.stats.provider_names[decoded.provider] = decoded.provider_name
         return decoded
@@ -252,7 +265,7 @@ class EventDecoder:
             if fields is not None:
                 return Decoded(provider, ndiscap.NAME, event_id, version, ndiscap.EVENT_NAMES[event_id], fields, LAYER_FAST)
         elif module is not None:  # the WNV providers: layouts keyed by (event id, version)
-            fields = module.decode(event_id, version, record.payload, record.pointer_size)
+            fields = module.decode(event_id, version, record.payload, record.pointer_size, self.os_build)
             if fields is not None:
                 return Decoded(provider, module.NAME, event_id, version, module.event_name(event_id, version),
                                fields, LAYER_FAST)

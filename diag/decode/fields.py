@@ -4,6 +4,7 @@ A layout is a name and a tuple of fields ``(name, kind)`` or ``(name, kind, leng
 payload order, compiled once into a list of readers. Kinds:
 
     u8 u16 u32 u64 i32 i64     little-endian integers
+    ptr                         a pointer: 4 or 8 bytes, as the trace's producer was 32- or 64-bit
     bool32 / bool8              a 4-byte BOOL (win:Boolean) / a one-byte flag, as ``bool``
     guid                        16 bytes, little-endian GUID, as text
     wstr / cstr                 NUL-terminated UTF-16LE / ANSI string
@@ -18,6 +19,12 @@ payload order, compiled once into a list of readers. Kinds:
 
 ``decode_layout`` insists that the layout consumes the payload exactly: a payload with bytes left
 over, or too short, raises ``WireError`` (a wrong layout must not produce plausible values).
+
+One (event id, version) may have several revisions: Windows appends fields to an event in a later
+release without raising its version (TCPIP 1145 v0 gains a trailing field on 24H2). ``Layout.since``
+is the first OS build whose manifest has that revision; the trace header's build picks it. When the
+build is unknown, or the payload fits another revision than the build's, the event is decoded by the
+revision that fits and the decoder says so (``LAYOUT_NOTE``), so the statistics can show it.
 """
 
 from __future__ import annotations
@@ -35,10 +42,14 @@ _U32 = struct.Struct("<I")
 _AF_INET, _AF_INET6 = 2, 23
 
 
+LAYOUT_NOTE = "layout_note"  # set in a decoded event's fields when its revision was not chosen by the build
+
+
 @dataclass(frozen=True, slots=True)
 class Layout:
     name: str
     fields: tuple[tuple, ...]
+    since: int = 0  # first OS build whose manifest has this revision of the event
 
 
 Reader = Callable[[memoryview, int, dict, str], int]
@@ -158,11 +169,13 @@ _SIMPLE = {"guid": _guid, "wstr": _wstr, "cstr": _cstr, "counted_wstr": _counted
            "ipv6": _ipv6, "port": _port, "mac6": _mac6}
 
 
-def compile_layout(layout: Layout) -> list[Reader]:
+def compile_layout(layout: Layout, pointer_size: int = 8) -> list[Reader]:
     readers = []
     for field in layout.fields:
         name, kind = field[0], field[1]
-        if kind in _FIXED:
+        if kind == "ptr":
+            readers.append(_fixed(name, "u64" if pointer_size == 8 else "u32"))
+        elif kind in _FIXED:
             readers.append(_fixed(name, kind))
         elif kind in _SIMPLE:
             readers.append(_SIMPLE[kind](name))
@@ -189,10 +202,11 @@ def decode_layout(readers: list[Reader], payload: memoryview, units: str = "char
 class ProviderLayouts:
     """The layouts of one provider, keyed by (event id, version), compiled on first use.
 
-    A key may map to several layouts (manifest revisions that kept the event id and version but
-    appended fields, or a field whose width two sources disagree on): they are tried in order and
-    the first that consumes the payload exactly wins. ``string_units`` likewise lists how counted
-    strings may be sized; the unit that made the event fit is reported as ``string_units``.
+    A key may map to several layouts, tried in order, the first that consumes the payload exactly
+    winning: revisions from different releases (``Layout.since``; the trace's build says which is
+    due, see the module notes), or alternatives where two sources disagree on a field's width (same
+    ``since``). ``string_units`` likewise lists how counted strings may be sized; the unit that made
+    the event fit is reported as ``string_units``.
     """
 
     def __init__(self, layouts: dict[tuple[int, int], Layout | tuple[Layout, ...]], provider_name: str,
@@ -200,24 +214,36 @@ class ProviderLayouts:
         self.layouts = {k: v if isinstance(v, tuple) else (v,) for k, v in layouts.items()}
         self.provider_name = provider_name
         self.string_units = string_units
-        self._compiled: dict[tuple[int, int], list[list[Reader]]] = {}
+        self._compiled: dict[tuple[int, int, int], list[tuple[Layout, list[Reader]]]] = {}
 
     def event_name(self, event_id: int, version: int) -> str | None:
         layouts = self.layouts.get((event_id, version))
         return layouts[0].name if layouts else None
 
-    def decode(self, event_id: int, version: int, payload: memoryview) -> dict[str, Any] | None:
+    def revision_for(self, event_id: int, version: int, os_build: int | None) -> tuple[Layout, ...]:
+        """The layouts due on ``os_build`` (all of them when the build is unknown)."""
+        layouts = self.layouts.get((event_id, version), ())
+        if not os_build:
+            return layouts
+        due = max((layout.since for layout in layouts if layout.since <= os_build), default=None)
+        return tuple(layout for layout in layouts if layout.since == due)
+
+    def decode(self, event_id: int, version: int, payload: memoryview, pointer_size: int = 8,
+               os_build: int | None = None) -> dict[str, Any] | None:
         """The event's fields; None when no layout covers (event id, version); WireError if none fits."""
-        key = (event_id, version)
+        key = (event_id, version, pointer_size)
         compiled = self._compiled.get(key)
         if compiled is None:
-            layouts = self.layouts.get(key)
+            layouts = self.layouts.get(key[:2])
             if layouts is None:
                 return None
-            compiled = self._compiled[key] = [compile_layout(layout) for layout in layouts]
+            compiled = self._compiled[key] = [(layout, compile_layout(layout, pointer_size)) for layout in layouts]
+        due = self.revision_for(event_id, version, os_build)
+        revisions = len({layout.since for layout, _ in compiled})
         first_error = None
-        has_counted = self._has_counted(key)
-        for readers in compiled:
+        # the build's revision first; the others only if it does not fit (then the note says so)
+        for layout, readers in sorted(compiled, key=lambda item: item[0] not in due):
+            has_counted = any(field[1] == "counted_wstr" for field in layout.fields)
             for units in self.string_units if has_counted else self.string_units[:1]:
                 try:
                     out = decode_layout(readers, payload, units)
@@ -226,8 +252,14 @@ class ProviderLayouts:
                     continue
                 if has_counted and len(self.string_units) > 1:
                     out["string_units"] = units
+                if revisions > 1 and not os_build:
+                    out[LAYOUT_NOTE] = f"OS build unknown: the revision of {_since(layout)} fitted by length"
+                elif layout not in due:
+                    out[LAYOUT_NOTE] = (f"build {os_build}: the payload fits the revision of {_since(layout)}, "
+                                        f"not the one its build writes")
                 return out
         raise WireError(f"{self.provider_name} event {event_id} v{version}: {first_error}")
 
-    def _has_counted(self, key: tuple[int, int]) -> bool:
-        return any(field[1] == "counted_wstr" for layout in self.layouts[key] for field in layout.fields)
+
+def _since(layout: Layout) -> str:
+    return f"builds {layout.since}+" if layout.since else "earlier builds"

@@ -57,5 +57,6 @@ def event_name(event_id: int, version: int) -> str | None:
     return _BY_POINTER[8].event_name(event_id, version)
 
 
-def decode(event_id: int, version: int, payload: memoryview, pointer_size: int = 8) -> dict[str, Any] | None:
+def decode(event_id: int, version: int, payload: memoryview, pointer_size: int = 8,
+           os_build: int | None = None) -> dict[str, Any] | None:
     return _BY_POINTER[4 if pointer_size == 4 else 8].decode(event_id, version, payload)

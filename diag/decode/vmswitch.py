@@ -153,5 +153,6 @@ def event_name(event_id: int, version: int) -> str | None:
     return _PROVIDER.event_name(event_id, version)
 
 
-def decode(event_id: int, version: int, payload: memoryview, pointer_size: int = 8) -> dict[str, Any] | None:
-    return _PROVIDER.decode(event_id, version, payload)
+def decode(event_id: int, version: int, payload: memoryview, pointer_size: int = 8,
+           os_build: int | None = None) -> dict[str, Any] | None:
+    return _PROVIDER.decode(event_id, version, payload, pointer_size, os_build)

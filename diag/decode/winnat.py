@@ -1,9 +1,13 @@
 """Microsoft-Windows-WinNat {66C07ECD-6667-43FC-93F8-05CF07F446EC}: NAT instances, sessions, drops.
 
-Layouts: etl-parser's generated catalogue; meanings: the provider's message strings (1001-1046, see
-knowledge/event-catalogue.yaml). Transport addresses (sessions, bindings) are SOCKADDR structures
-sized by their length field; instance prefixes are an IPv4 address in network order followed by
-its length; external/internal addresses (1024-1026, 1045, 1046) are bare IP addresses.
+Layouts: the manifest's field lists (jdu2600, Windows 10 1703 and Windows 11 24H2; checked by
+tests/test_layout_sources.py) and etl-parser's catalogue; meanings: the provider's message strings
+(1001-1046); value maps (ActionReason, InstanceType): the manifest reconstructed by repnz (17134);
+see knowledge/event-catalogue.yaml. Transport addresses (sessions, bindings) are SOCKADDR
+structures sized by their length field; instance prefixes are an IPv4 address in network order
+after its length; external/internal addresses (1024-1026, 1045, 1046) are bare IP addresses.
+An instance event's v0 prefix is its external interface's (``external_interface_prefix``), not the
+NAT network's; v1's ``prefix`` is internal or external as ``instance_type`` says.
 """
 
 from __future__ import annotations
@@ -22,11 +26,16 @@ _SESSION = (("internal_length", "u32"), ("internal_source", "sockaddr", "interna
             ("transport_protocol", "u32"), ("lifetime", "u32"), ("tcp_state", "u32"))
 _BINDING = (("internal_length", "u32"), ("internal", "sockaddr", "internal_length"), ("external_length", "u32"),
             ("external", "sockaddr", "external_length"), ("transport_protocol", "u32"), ("session_count", "u32"))
-_INSTANCE_HEAD = (("instance_name", "wstr"), ("routing_domain_id", "guid"), ("prefix_length", "u32"),
-                  ("prefix", "ipv4"), ("compartment_id", "u32"), ("external_if_index", "u32"))
-_INSTANCE = _INSTANCE_HEAD + (("udp_idle_timeout", "u32"), ("tcp_transient_timeout", "u32"),
-                              ("tcp_established_timeout", "u32"), ("icmp_query_timeout", "u32"),
-                              ("tcp_filtering", "u32"), ("udp_filtering", "u32"))
+
+# v0 names the prefix of the NAT's *external* interface (ExternalIPInterfaceAddressPrefix); v1 names
+# a prefix whose role InstanceType gives (WINNATM_INSTANCE_TYPE_ValueMap: 1 internal, 2 external).
+def _instance_head(prefix: str) -> tuple:
+    return (("instance_name", "wstr"), ("routing_domain_id", "guid"), (f"{prefix}_length", "u32"),
+            (prefix, "ipv4"), ("compartment_id", "u32"), ("external_if_index", "u32"))
+
+
+_TIMERS = (("udp_idle_timeout", "u32"), ("tcp_transient_timeout", "u32"), ("tcp_established_timeout", "u32"),
+           ("icmp_query_timeout", "u32"), ("tcp_filtering", "u32"), ("udp_filtering", "u32"))
 _PACKET = (("action_reason", "u32"), ("arrival_compartment_id", "u32"), ("arrival_if_index", "u32"),
            ("arrival_network", "u32"), ("transport_protocol", "u32"), ("forward_compartment_id", "u32"),
            ("forward_if_index", "u32"), ("packet_length", "u32"), ("contiguous_length", "u32"),
@@ -59,9 +68,11 @@ def _bindings(event_id: int, name: str) -> dict:
 
 def _instances(event_id: int, name: str, with_v1: bool = True) -> dict:
     flags = _flag("udp_inbound_refresh")
-    out = {(event_id, 0): tuple(Layout(name, _INSTANCE + f) for f in flags)}
+    out = {(event_id, 0): tuple(Layout(name, _instance_head("external_interface_prefix") + _TIMERS + f)
+                                for f in flags)}
     if with_v1:
-        out[(event_id, 1)] = tuple(Layout(name, _INSTANCE + f + (("instance_type", "u32"),)) for f in flags)
+        out[(event_id, 1)] = tuple(Layout(name, _instance_head("prefix") + _TIMERS + f + (("instance_type", "u32"),))
+                                   for f in flags)
     return out
 
 
@@ -99,5 +110,6 @@ def event_name(event_id: int, version: int) -> str | None:
     return _PROVIDER.event_name(event_id, version)
 
 
-def decode(event_id: int, version: int, payload: memoryview, pointer_size: int = 8) -> dict[str, Any] | None:
-    return _PROVIDER.decode(event_id, version, payload)
+def decode(event_id: int, version: int, payload: memoryview, pointer_size: int = 8,
+           os_build: int | None = None) -> dict[str, Any] | None:
+    return _PROVIDER.decode(event_id, version, payload, pointer_size, os_build)

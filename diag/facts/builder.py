@@ -223,6 +223,8 @@ class FactBuilder:
             out.append(ProviderCoverage(guid=guid, name=name, status=status,
                                         events=decoded + failed + missing, decoded=decoded, not_decoded=missing,
                                         failed=failed, first_error=next((o.first_error for o in outcomes if o.first_error), None),
+                                        layout_unsure=sum(o.layout_unsure for o in outcomes),
+                                        layout_note=next((o.layout_note for o in outcomes if o.layout_note), None),
                                         networking=bool(_NETWORKING_PROVIDER.search(name))))
         return out
 

@@ -76,8 +76,10 @@ def _property(self: TcpipCollector, event_id: int, f: dict, record: Any, ev: dic
 
 def _route(self: TcpipCollector, event_id: int, f: dict, record: Any, ev: dict) -> None:
     if event_id == 1145:
+        # v0 keeps an IPv4 next hop in its own field; v1 (25H2) has only the sized one
+        v4_copy = f.get("family") == "IPv4" and "ipv4_next_hop" in f
         self.model.route(f["interface"], f.get("address"), f.get("destination_prefix_length"),
-                         f.get("next_hop") if f.get("family") == "IPv6" else f.get("ipv4_next_hop"))
+                         f["ipv4_next_hop"] if v4_copy else f.get("next_hop"))
 
 
 def _neighbor(self: TcpipCollector, event_id: int, f: dict, record: Any, ev: dict) -> None:

@@ -9,8 +9,10 @@ from diag.decode.frames import PROTOCOLS
 from diag.facts.evidence import Bounded, Cuts, Span, keep, pointer, when
 from diag.facts.netmodel import NetworkModel
 from diag.facts.network import NatInstance, PortExhaustion, ProviderDrop
+from diag.facts.tables import value_name
 
 SOURCE = "WinNat"
+INSTANCE_INTERNAL_PREFIX = 1  # WINNATM_INSTANCE_TYPE_ValueMap: 1 InternalPrefixInstance, 2 ExternalPrefixInstance
 
 
 class NatCollector:
@@ -23,7 +25,8 @@ class NatCollector:
         self.errors = 0
 
     def _instance(self, name: str) -> dict | None:
-        return self.instances.slot(name, lambda: {"prefix": None, "compartment_id": None, "external_if_index": None,
+        return self.instances.slot(name, lambda: {"prefix": None, "external_prefix": None, "compartment_id": None,
+                                                  "external_if_index": None,
                                                   "internal": set(), "created": 0, "timed_out": 0, "exhausted": 0,
                                                   "errors": 0, "evidence": []})
 
@@ -49,13 +52,13 @@ class NatCollector:
             self.errors += 1
 
     def _instance_event(self, event_id: int, f: dict, instance: dict, record: Any, ev: dict) -> None:
-        if "prefix" in f and f.get("prefix_length") is not None:
-            try:
-                instance["prefix"] = str(ipaddress.ip_network(f"{f['prefix']}/{f['prefix_length']}", strict=False))
-            except ValueError:
-                pass
+        prefix, internal = _instance_prefix(f)
+        if prefix is not None or "external_if_index" in f:
+            if prefix is not None:
+                instance["prefix" if internal else "external_prefix"] = prefix
+            if internal:
+                self.model.prefix(prefix, SOURCE)
             instance["compartment_id"] = f.get("compartment_id")
-            self.model.prefix(instance["prefix"], SOURCE)
             instance["external_if_index"] = f.get("external_if_index")
             self.model.compartment(f.get("compartment_id"), SOURCE)
         if event_id in (1045, 1046) and f.get("address"):
@@ -73,7 +76,7 @@ class NatCollector:
 
     def _drop(self, f: dict, record: Any, ev: dict) -> None:
         where = f"compartment {f['arrival_compartment_id']} interface {f['arrival_if_index']}"
-        reason = f"NAT action reason {f['action_reason']}"  # the ActionReason value map is not public
+        reason = value_name("winnat", "action_reason", f["action_reason"])
         entry = self.drops.slot((where, f["action_reason"], reason), lambda: (Span(), []))
         if entry is not None:
             entry[0].add(record.filetime)
@@ -83,7 +86,8 @@ class NatCollector:
     def facts(self) -> list:
         out: list = []
         for name, i in sorted(self.instances.items()):
-            out.append(NatInstance(instance_name=name, prefix=i["prefix"], compartment_id=i["compartment_id"],
+            out.append(NatInstance(instance_name=name, prefix=i["prefix"], external_prefix=i["external_prefix"],
+                                   compartment_id=i["compartment_id"],
                                    external_if_index=i["external_if_index"], internal_addresses=self.cuts.cap(sorted(i["internal"])),
                                    sessions_created=i["created"], sessions_timed_out=i["timed_out"],
                                    port_pool_exhausted=i["exhausted"], errors=i["errors"], evidence=i["evidence"]))
@@ -95,3 +99,18 @@ class NatCollector:
             out.append(PortExhaustion(source=SOURCE, where=f"NAT instance {name}", protocol=protocol, count=span.count,
                                       first_seen=when(span.first), last_seen=when(span.last), evidence=evidence))
         return out
+
+
+def _instance_prefix(f: dict) -> tuple[str | None, bool]:
+    """The prefix an instance event names, and whether it is the NAT network's internal prefix."""
+    if "external_interface_prefix" in f:
+        address, length, internal = f["external_interface_prefix"], f["external_interface_prefix_length"], False
+    elif "prefix" in f:
+        address, length = f["prefix"], f["prefix_length"]
+        internal = f.get("instance_type") == INSTANCE_INTERNAL_PREFIX
+    else:
+        return None, False
+    try:
+        return str(ipaddress.ip_network(f"{address}/{length}", strict=False)), internal
+    except ValueError:
+        return None, False

@@ -79,6 +79,9 @@ class ProviderCoverage(Fact):
     not_decoded: Count
     failed: Count
     first_error: str | None = None
+    layout_unsure: Count = Field(0, description="events decoded by a layout revision the trace's OS build does not "
+                                                "select (or with the build unknown, by length alone)")
+    layout_note: str | None = None
     networking: bool = Field(False, description="a provider of the host's networking stack (LBFO, HNS, VFP, vSwitch, "
                                                 "NetVsc, TCPIP, WinNat, WNV, NDIS, pktmon, VMMS, Kernel-Network, the "
                                                 "kernel's TcpIp and UdpIp classes), by its name")
@@ -504,7 +507,10 @@ class NatInstance(Fact):
 
     kind: Literal["nat"] = "nat"
     instance_name: str
-    prefix: str | None = None
+    prefix: str | None = Field(None, description="the NAT network's internal prefix (only a v1 instance event of "
+                                                 "InstanceType 1 names it)")
+    external_prefix: str | None = Field(None, description="the prefix of the external interface, or an external "
+                                                          "prefix instance's (v0 instance events, InstanceType 2)")
     compartment_id: int | None = None
     external_if_index: int | None = None
     internal_addresses: Names = []

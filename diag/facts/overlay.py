@@ -193,7 +193,9 @@ class NetvscCollector:
                     iface["dropped"] += 1
         elif event_id == 39:
             self.vf_bind_failures += 1
-            keep(self.vf_bind_evidence, pointer(record, NETVSC_SOURCE, event_id, event=name))
+            keep(self.vf_bind_evidence, {**pointer(record, NETVSC_SOURCE, event_id, event=name),
+                                         "reason": value_name("netvsc", "vf_failure_reason", f.get("failure_reason")),
+                                         "miniport": f.get("miniport_name")})
 
     def _iface(self, if_index: int) -> dict | None:
         return self.interfaces.slot(if_index, lambda: {"synthetic": 0, "vf": 0, "dropped": 0,
@@ -230,7 +232,7 @@ class NetvscCollector:
                                 evidence=i["evidence"]))
         for (where, direction, code), (span, evidence) in self.drops.items():
             out.append(ProviderDrop(provider=NETVSC_SOURCE, where=where, direction=direction, reason_code=code,
-                                    reason_name=f"netvsc drop reason {code}", count=span.count,
+                                    reason_name=value_name("netvsc", "drop_reason", code), count=span.count,
                                     first_seen=when(span.first), last_seen=when(span.last), evidence=evidence))
         if self.vf_bind_failures and not self.interfaces:
             out.append(DataPath(if_index=0, vf_bind_failures=self.vf_bind_failures, evidence=self.vf_bind_evidence))

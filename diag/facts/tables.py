@@ -17,6 +17,7 @@ from diag.knowledge import load_model
 from diag.resources import data_dir
 
 CATALOGUE_FILE, PROVIDERS_FILE, OOB_FILE = "event-catalogue.yaml", "providers.yaml", "ndis-oob-slots.yaml"
+LAYOUT_SOURCES_FILE = "layout-sources.yaml"
 NonEmpty = Annotated[str, Field(min_length=1)]
 
 
@@ -62,6 +63,35 @@ class EventCatalogue(_Strict):
         return self
 
 
+class LayoutSource(_Strict):
+    name: NonEmpty
+    decoder: NonEmpty
+    source: NonEmpty
+    files: NonEmpty
+    status: Literal["confirmed", "differs-fixed", "partly-sourced", "no-public-source"]
+    notes: NonEmpty
+    field_names: dict[str, NonEmpty] = {}
+    unsourced: dict[int, NonEmpty] = {}  # event id -> the only source it has ("none": no public one)
+
+
+class LayoutSources(_Strict):
+    """knowledge/layout-sources.yaml: where each provider's hand-written layouts come from."""
+
+    schema_: Annotated[int, Field(alias="schema")]
+    sources: dict[str, NonEmpty]
+    releases: dict[str, int]
+    providers: dict[str, LayoutSource]
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+    @model_validator(mode="after")
+    def _sources_known(self) -> "LayoutSources":
+        for key, provider in self.providers.items():
+            for source in (provider.source, *provider.unsourced.values()):
+                if source not in self.sources:
+                    raise ValueError(f"providers.{key}: unknown source {source!r}")
+        return self
+
+
 class ProviderEntry(_Strict):
     name: NonEmpty
     guid: NonEmpty
@@ -100,6 +130,11 @@ def load_catalogue(path: Path | None = None) -> EventCatalogue:
 @lru_cache(maxsize=4)
 def load_providers(path: Path | None = None) -> ProviderList:
     return load_model(path or data_dir("knowledge") / PROVIDERS_FILE, ProviderList)
+
+
+@lru_cache(maxsize=4)
+def load_layout_sources(path: Path | None = None) -> LayoutSources:
+    return load_model(path or data_dir("knowledge") / LAYOUT_SOURCES_FILE, LayoutSources)
 
 
 @lru_cache(maxsize=4)

@@ -16,6 +16,13 @@ manifest); messages from the research notes §4.6. Versions with a CompartmentId
   (TCPIP_NEIGHBOR_STATE_ValueMap: 0 Unreachable, 1 Incomplete, ... 5 Reachable), NeighborEvent,
   CompartmentId. A neighbour that never resolved has no DLAddress here (length 0; UNCONFIRMED).
 
+Per build (the manifest field lists of jdu2600/Windows10EtwEvents): from Windows 11 21H2 (22000) a
+host writes 1202 v4 (+ IsolationId; v6 from 22H2 with NlMtu and ForwardingTag) and 1127 v2 (+
+PrefixOrigin, SuffixOrigin); 1145 v0 gains IPUnicastroutedeletionreason on 24H2 (26100) and 25H2
+(26200) has 1145 v1, reordered with CompartmentId. ``layout_for`` gives the layout of a build and
+the encoders take ``build``; which version a host of that build writes is assumed to be the newest
+its manifest declares.
+
 Addresses (the version-0 manifest dissect.etl bundles agrees on the field order): ``IPv4Address``
 is a ``win:IPAddrV4`` (4 bytes, network order) and ``IPv6Address`` a binary sized by
 ``IpAddrLength``; ``IPProtocol`` (4 or 6, the manifest's TCPIP_Protocol_ValueMap) says which one
@@ -110,6 +117,51 @@ LAYOUTS: dict[int, em.EventLayout] = {
 }
 
 
+DEFAULT_BUILD = 20348  # the synthesizer's default host (Windows Server 2022)
+WIN11_21H2, WIN11_22H2, WIN11_24H2, WIN11_25H2 = 22000, 22621, 26100, 26200
+_ROUTE_V1 = (
+    _F("Route", _U64, em.OUT_HEXINT64), _F("Interface", _U32), _F("CompartmentId", _U32),
+    _F("DestinationPrefixAddressLength", _U32),
+    _F("DestinationPrefix", em.IN_BINARY, length_field="DestinationPrefixAddressLength"),
+    _F("NextHopAddressLength", _U32), _F("NextHopAddress", em.IN_BINARY, length_field="NextHopAddressLength"),
+    _F("DestinationPrefixLength", _U32), _F("ValidLifetime", _U64), _F("PreferredLifetime", _U64), _F("Metric", _U32),
+    _F("Loopback", _U32), _F("AutoconfigureAddress", _U32), _F("Publish", _U32), _F("Immortal", _U32),
+    _F("IPUnicastroutedeletionreason", _U32))
+# fields a later build appends, with the value the synthesizer writes
+_LATER_VALUES = {"IsolationId": 0, "NlMtu": 1500, "ForwardingTag": 0, "PrefixOrigin": 3, "SuffixOrigin": 3,
+                 "IPUnicastroutedeletionreason": 0}
+
+
+def _extended(event_id: int, version: int, names: tuple[str, ...]) -> em.EventLayout:
+    base = LAYOUTS[event_id]
+    return em.EventLayout(PROVIDER, PROVIDER_NAME, event_id, base.fields + tuple(_F(n, _U32) for n in names),
+                          version=version, level=base.level, keywords=base.keywords)
+
+
+def layout_for(event_id: int, build: int) -> em.EventLayout:
+    """The layout a host of ``build`` writes for ``event_id``."""
+    if event_id == EVENT_INTERFACE_RUNDOWN and build >= WIN11_22H2:
+        return _extended(event_id, 6, ("IsolationId", "NlMtu", "ForwardingTag"))
+    if event_id == EVENT_INTERFACE_RUNDOWN and build >= WIN11_21H2:
+        return _extended(event_id, 4, ("IsolationId",))
+    if event_id == EVENT_ADDRESS_ADDED and build >= WIN11_21H2:
+        return _extended(event_id, 2, ("PrefixOrigin", "SuffixOrigin"))
+    if event_id == EVENT_ROUTE_CREATED and build >= WIN11_25H2:
+        base = LAYOUTS[event_id]
+        return em.EventLayout(PROVIDER, PROVIDER_NAME, event_id, _ROUTE_V1, version=1, level=base.level,
+                              keywords=base.keywords)
+    if event_id == EVENT_ROUTE_CREATED and build >= WIN11_24H2:
+        return _extended(event_id, 0, ("IPUnicastroutedeletionreason",))
+    return LAYOUTS[event_id]
+
+
+def _encode(event_id: int, build: int, values: dict[str, object]) -> bytes:
+    layout = layout_for(event_id, build)
+    names = {f.name for f in layout.fields}
+    later = {k: v for k, v in _LATER_VALUES.items() if k in names and k not in values}
+    return em.encode_fields(layout, {k: v for k, v in values.items() if k in names} | later)
+
+
 def version_of(event_id: int) -> int:
     return LAYOUTS[event_id].version
 
@@ -138,18 +190,19 @@ def _ip_protocol(address: str) -> int:
 
 
 def encode_address_event(event_id: int, *, interface: int, address: str, mac: bytes, compartment: int,
-                         dad_state: int = DAD_STATE_PREFERRED) -> bytes:
+                         dad_state: int = DAD_STATE_PREFERRED, build: int = DEFAULT_BUILD) -> bytes:
     """1127 (added), 1128 (deleted) or 1115 (DAD failed; ``mac`` is the conflicting host's)."""
     protocol = _ip_protocol(address)
-    return em.encode_fields(LAYOUTS[event_id], {
+    return _encode(event_id, build, {
         "Interface": interface, "Protocol": "IPv4" if protocol == IP_PROTOCOL_V4 else "IPv6", "DadState": dad_state,
         "DLAddress": mac, **_address_fields(address), "IPProtocol": protocol, "CompartmentId": compartment})
 
 
 def encode_interface_rundown(*, if_index: int, address: str, compartment: int, link_speed: int = 10_000_000_000,
-                             metric: int = 15, connected: bool = True, network_category: int = 1) -> bytes:
-    """1202 v3: one interface of the host with one of its addresses and its compartment."""
-    return em.encode_fields(LAYOUTS[EVENT_INTERFACE_RUNDOWN], {
+                             metric: int = 15, connected: bool = True, network_category: int = 1,
+                             build: int = DEFAULT_BUILD) -> bytes:
+    """1202 (v3, v4 or v6 by build): one interface of the host with one of its addresses and its compartment."""
+    return _encode(EVENT_INTERFACE_RUNDOWN, build, {
         "IfIndex": if_index, "CurrLinkSpeed": link_speed, "IPProtocol": _ip_protocol(address),
         **_address_fields(address),
         "PhysicalMediumType": MEDIUM_802_3, "CompartmentId": compartment, "OldLinkSpeed": link_speed,
@@ -186,12 +239,16 @@ def _ipv4_u32(address: str) -> int:
 
 
 def encode_route_created(*, interface: int, prefix: str, next_hop: str = "0.0.0.0", metric: int = 256,
-                         route: int = 0xFFFF_C30A_2000_0000) -> bytes:
-    """1145: an IPv4 route on ``interface``; ``next_hop`` 0.0.0.0 is an on-link route."""
+                         route: int = 0xFFFF_C30A_2000_0000, compartment: int = 1, build: int = DEFAULT_BUILD) -> bytes:
+    """1145: an IPv4 route on ``interface``; ``next_hop`` 0.0.0.0 is an on-link route. Version 0 keeps the
+    addresses in its IPv4 fields (the binary ones empty); version 1 (25H2) has only the binary ones."""
     net = ipaddress.IPv4Network(prefix)
-    return em.encode_fields(LAYOUTS[EVENT_ROUTE_CREATED], {
-        "Route": route, "Interface": interface, "NextHopAddressLength": 0, "Protocol": "IPv4",
-        "DestinationPrefixLength": net.prefixlen, "DestinationPrefix": b"", "NextHopAddress": b"",
+    v1 = layout_for(EVENT_ROUTE_CREATED, build).version == 1
+    return _encode(EVENT_ROUTE_CREATED, build, {
+        "Route": route, "Interface": interface, "CompartmentId": compartment, "Protocol": "IPv4",
+        "DestinationPrefixLength": net.prefixlen,
+        "DestinationPrefix": net.network_address.packed if v1 else b"",
+        "NextHopAddress": ipaddress.IPv4Address(next_hop).packed if v1 else b"",
         "ValidLifetime": 0xFFFF_FFFF, "PreferredLifetime": 0xFFFF_FFFF, "Metric": metric, "Loopback": 0,
         "AutoconfigureAddress": 0, "Publish": 0, "Immortal": 0,
         "IPv4DestinationPrefix": _ipv4_u32(str(net.network_address)), "IPv4NextHopAddress": _ipv4_u32(next_hop),

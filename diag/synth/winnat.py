@@ -3,7 +3,9 @@
 * 1019 v1 "Created NAT instance %1 for RoutingDomainId %2 (CompartmentId %5) with ... prefix %4/%3":
   InstanceName wstr, InternalRoutingDomainId GUID, PrefixLength u32, AddressPrefix u32 (network
   order bytes), CompartmentId, ExternalInterfaceIndex, six timeouts/behaviours u32,
-  UdpInboundRefresh u8, InstanceType u32; 1023 v1 has the same fields (the instance rundown);
+  UdpInboundRefresh (a 4-byte win:Boolean), InstanceType u32 (1: InternalPrefixInstance, the
+  WINNATM_INSTANCE_TYPE_ValueMap of repnz's 17134 manifest: the prefix is the NAT network's);
+  1023 v1 has the same fields (the instance rundown);
 * 1030 "NAT dropped IPv4 %5 packet which arrived over %4 interface %3 in compartment %2 with reason
   %1" (ActionReason: value map UNCONFIRMED) with the captured IP and transport headers;
 * 1033 "NAT instance %1 failed to allocate a %2 port dynamically because all ports in the
@@ -23,6 +25,7 @@ from diag.synth import eventmetadata as em
 PROVIDER = uuid.UUID("66c07ecd-6667-43fc-93f8-05cf07f446ec")
 PROVIDER_NAME = "Microsoft-Windows-WinNat"
 EVENT_INSTANCE_CREATED, EVENT_INSTANCE_RUNDOWN, EVENT_DROP, EVENT_PORT_POOL_EXHAUSTED = 1019, 1023, 1030, 1033
+INSTANCE_INTERNAL_PREFIX = 1
 EVENT_DEFAULT_ROUTE_IN_INTERNAL_COMPARTMENT = 1031
 
 _F = em.Field
@@ -32,7 +35,7 @@ _INSTANCE = (
     _F("AddressPrefix", _U32, em.OUT_IPV4), _F("CompartmentId", _U32), _F("ExternalInterfaceIndex", _U32),
     _F("UdpIdleSessionTimeout", _U32), _F("TcpTransientConnectionTimeout", _U32),
     _F("TcpEstablishedConnectionTimeout", _U32), _F("IcmpQueryTimeout", _U32), _F("TcpFilteringBehavior", _U32),
-    _F("UdpFilteringBehavior", _U32), _F("UdpInboundRefresh", _U8), _F("InstanceType", _U32),
+    _F("UdpFilteringBehavior", _U32), _F("UdpInboundRefresh", _U32), _F("InstanceType", _U32),
 )
 _DROP = (
     _F("ActionReason", _U32), _F("ArrivalCompartmentId", _U32), _F("ArrivalInterfaceIndex", _U32),
@@ -77,7 +80,8 @@ def encode_instance(event_id: int, *, name: str, routing_domain: uuid.UUID, pref
         "AddressPrefix": int.from_bytes(net.network_address.packed, "little"), "CompartmentId": compartment,
         "ExternalInterfaceIndex": external_if_index, "UdpIdleSessionTimeout": 120,
         "TcpTransientConnectionTimeout": 120, "TcpEstablishedConnectionTimeout": 1800, "IcmpQueryTimeout": 30,
-        "TcpFilteringBehavior": 1, "UdpFilteringBehavior": 1, "UdpInboundRefresh": 0, "InstanceType": 0})
+        "TcpFilteringBehavior": 1, "UdpFilteringBehavior": 1, "UdpInboundRefresh": 0,
+        "InstanceType": INSTANCE_INTERNAL_PREFIX})
 
 
 def encode_port_pool_exhausted(name: str, transport_protocol: int) -> bytes:

@@ -256,7 +256,8 @@ def add_event(builder: TraceBuilder, t: int, provider_module: Any, event_id: int
               cpu: int = 0, keywords: int | None = None) -> None:
     """An event of one of the manifest providers (TCPIP, WinNat, VmSwitch, Netvsc, Wnv), with the
     version, level and keywords its layout declares."""
-    layout = provider_module.LAYOUTS[event_id]
+    layout = (provider_module.layout_for(event_id, builder.profile.os_build) if hasattr(provider_module, "layout_for")
+              else provider_module.LAYOUTS[event_id])
     builder.add(t, layout.provider, event_id, payload, version=layout.version, level=layout.level,
                 keywords=layout.keywords if keywords is None else keywords, cpu=cpu)
 
@@ -310,10 +311,11 @@ class HostConfig:
         rows += [(w.if_index, w.ip, w.compartment, w.mac) for w in h.workloads]
         for if_index, ip, compartment, mac in rows:
             add_event(h.builder, t, tcpip, tcpip.EVENT_INTERFACE_RUNDOWN,
-                      tcpip.encode_interface_rundown(if_index=if_index, address=ip, compartment=compartment))
+                      tcpip.encode_interface_rundown(if_index=if_index, address=ip, compartment=compartment,
+                                                     build=h.builder.profile.os_build))
             add_event(h.builder, t + 10, tcpip, tcpip.EVENT_ADDRESS_ADDED, tcpip.encode_address_event(
                 tcpip.EVENT_ADDRESS_ADDED, interface=if_index, address=ip, mac=mac_bytes(mac or "00-00-00-00-00-00"),
-                compartment=compartment))
+                compartment=compartment, build=h.builder.profile.os_build))
             t += 100
         return t
 

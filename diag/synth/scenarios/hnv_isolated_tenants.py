@@ -64,7 +64,8 @@ def build(params: Params) -> Story:
     for _name, _compartment, _vsid, _pa, members in tenants:
         for w in members:
             add_event(host.builder, t, tcpip, tcpip.EVENT_ROUTE_CREATED,
-                      tcpip.encode_route_created(interface=w.if_index, prefix=CUSTOMER_PREFIX))
+                      tcpip.encode_route_created(interface=w.if_index, prefix=CUSTOMER_PREFIX,
+                                                 compartment=w.compartment, build=host.builder.profile.os_build))
             t += 100
     count = max(len(host.workloads), int(params.rate * params.duration))
     for n, at in enumerate(host.times(count)):

@@ -32,7 +32,8 @@ def build(params: Params) -> Story:
     at = host.start + (host.end - host.start) // 2
     packets = host.healthy_traffic(end=at)
     add_event(host.builder, at, tcpip, tcpip.EVENT_ROUTE_CREATED, tcpip.encode_route_created(
-        interface=victim.if_index, prefix="0.0.0.0/0", next_hop=ROGUE_GATEWAY))
+        interface=victim.if_index, prefix="0.0.0.0/0", next_hop=ROGUE_GATEWAY, compartment=victim.compartment,
+        build=host.builder.profile.os_build))
     add_event(host.builder, at + 3 * MS, winnat, winnat.EVENT_DEFAULT_ROUTE_IN_INTERNAL_COMPARTMENT,
               winnat.encode_default_route(compartment=victim.compartment, if_index=victim.if_index))
     if others:

@@ -27,10 +27,12 @@ def build(params: Params) -> Story:
     t = HostConfig(host).tcpip_state(host.start - 900 * MS)
     for w in (a, b):
         add_event(host.builder, t, tcpip, tcpip.EVENT_ROUTE_CREATED,
-                  tcpip.encode_route_created(interface=w.if_index, prefix=PREFIX))
+                  tcpip.encode_route_created(interface=w.if_index, prefix=PREFIX, compartment=w.compartment,
+                                             build=host.builder.profile.os_build))
         t += 10
     add_event(host.builder, t, tcpip, tcpip.EVENT_ROUTE_CREATED,
-              tcpip.encode_route_created(interface=a.if_index, prefix=ROUTED, next_hop=ROUTER))
+              tcpip.encode_route_created(interface=a.if_index, prefix=ROUTED, next_hop=ROUTER,
+                                         compartment=a.compartment, build=host.builder.profile.os_build))
     packets = host.healthy_traffic()
     finding = Finding("overlapping-compartment-subnets", {
         "compartments": [a.compartment, b.compartment], "prefixes": [PREFIX, PREFIX], "overlap": PREFIX,
