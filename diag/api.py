@@ -81,7 +81,7 @@ def render_inspect_text(s: TraceSummary) -> str:
             if e.failed:
                 how += f"; {e.failed} did not fit: {e.first_error}"
             if e.layout_unsure:
-                how += f"; {e.layout_unsure} by another revision of the layout: {e.layout_note}"
+                how += f"; {e.layout_unsure} with the layout unsure: {e.layout_note}"
             lines.append(f"  {e.count:>9}    id {e.event_id} v{e.version}{label} [{how}]")
     if p.present:
         lines += ["", f"PktMon      {p.packets} packet events, {p.drops} drop events ({p.dropped_frames} distinct "

@@ -242,6 +242,8 @@ def _scan(trace: Trace, progress: Callable[[int, int], None] | None, builder: Fa
                 tally.rundown(decoded.event_id, decoded.fields)
             elif decoded is not None and builder is not None:
                 builder.event(decoded, record)
+            elif builder is not None:
+                builder.undecoded(record)
         if progress is not None:
             progress(buf.offset + buf.size, trace.file_size)
     for event_id, n in pktmon_ok.items():

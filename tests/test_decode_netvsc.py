@@ -113,3 +113,19 @@ def test_an_nbl_of_the_other_path_inside_a_period_splits_it():
     timeline.add(25, "synthetic")
     assert [(r[0], r[1], r[2]) for r in timeline.runs] == [("vf", 0, 25), ("synthetic", 25, 25), ("vf", 25, 40)]
     assert sum(r[3] for r in timeline.runs) == 6 and timeline.runs[0][4] and not timeline.runs[1][4]
+
+
+def test_the_synthesizer_writes_vf_bind_failed_as_its_build_does():
+    # 39 gains VfSerialNumber, LowestIfIndex and MiniportName on 24H2 (jdu2600's field lists of 21H2 and 24H2)
+    from diag.decode.fields import LAYOUT_NOTE
+    from diag.synth import netvsc as synth_netvsc
+
+    old = synth_netvsc.encode_vf_bind_failed(status=0xC0000001, reason=3, build=22631)
+    assert len(old) == 8
+    new = synth_netvsc.encode_vf_bind_failed(status=0xC0000001, reason=3, build=26100, serial=7, lowest_if_index=21,
+                                             miniport="Mellanox ConnectX-5 Virtual Adapter")
+    fields = netvsc.decode(39, 0, memoryview(new), 8, 26100)
+    assert LAYOUT_NOTE not in fields
+    assert (fields["failure_reason"], fields["vf_serial_number"], fields["lowest_if_index"], fields["miniport_name"]) \
+        == (3, 7, 21, "Mellanox ConnectX-5 Virtual Adapter")
+    assert LAYOUT_NOTE not in netvsc.decode(39, 0, memoryview(old), 8, 22631)

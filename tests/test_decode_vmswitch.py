@@ -216,3 +216,29 @@ def test_rdma_weight_applied_is_an_offload_and_refused_is_a_port_failure(tmp_pat
     assert (port.rdma_weight, port.failures) == (None, 1)
     assert port.last_failure == "RDMA weight 100 not applied: FailReason 3, status 0x00000000"
     assert "offload" not in kinds
+
+
+def test_a_nic_connect_as_a_current_host_logs_it_ties_the_vmnic_to_its_port(tmp_path):
+    # VmSwitch 232 from a Windows 11 host's System log (misc/real-event-text-samples.md): NicNameLen 74, an empty
+    # NicFName, port and switch names of 36 characters, SwitchFName "WSL (Hyper-V firewall)" (22 characters)
+    port, switch = "6B4A85CC-55A1-4C9F-8C85-44C2A33AAE4A", "790E58B4-7939-4434-9358-89AE7DDBE87E"
+    nic = f"B944A522-3D6A-4950-A844-16DC623D891A--{port}"
+    payload = b"".join(counted(text) for text in (nic, "", port, port, switch, "WSL (Hyper-V firewall)"))
+    assert len(nic) == 74
+    path = write_events(tmp_path / "t.etl", vmswitch.PROVIDER, [(232, 0, payload)])
+    kinds = by_kind(scan_facts(path).facts)
+    (vport,) = kinds["vport"]
+    assert (vport.port_name, vport.nic_name, vport.switch_name, vport.state) == (port, nic, switch, "connected")
+    (vswitch,) = kinds["vswitch"]
+    assert vswitch.friendly_name == "WSL (Hyper-V firewall)"
+
+
+def test_an_offload_policy_event_is_a_failure_whatever_its_reason(tmp_path):
+    # 94 is "Failed to complete offload policy operation" (the NetMon parser's message); FailReason 0 is "Unknown"
+    names = b"".join(counted(text) for text in ("P1", "p1", "S1", "s1"))
+    offload = u32(0) + u32(100) + u32(100) + u32(4) + u32(1) + u32(0)
+    kinds = by_kind(scan_facts(write_events(tmp_path / "t.etl", vmswitch.PROVIDER, [(94, 0, names + offload)])).facts)
+    (vport,) = kinds["vport"]
+    assert (vport.iov_weight_requested, vport.vmq_weight_requested, vport.failures) == (100, 100, 1)
+    assert vport.last_failure == "offload policy (IovWeight 100, VmqWeight 100): Unknown"
+    assert not [o for o in kinds.get("offload", []) if "iov" in o.offload]  # not an offload in effect

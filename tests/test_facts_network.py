@@ -12,7 +12,7 @@ from factscan import by_kind, scan_facts
 from payloads import counted, write_events
 from test_decode_tcpip import address_event
 from test_hostinfo import ALL_COMPARTMENTS, NETROUTE, SEED_IPCONFIG, SEED_NETIP
-from diag.decode import Decoded, hns, netvsc, tcpip, vmswitch, winnat, wnv
+from diag.decode import Decoded, hns, netvsc, tcpip, vfp, vmswitch, winnat, wnv
 from diag.facts import FACT_MODELS, scalar_fields
 from diag.facts.builder import FactBuilder
 from diag.facts.network import NETWORK_FACT_MODELS
@@ -124,9 +124,9 @@ def test_knowledge_files_validate_and_every_entry_has_a_source():
     assert slots.slots[4].status == "confirmed" and slots.slots[8].status == "confirmed"
 
 
-@pytest.mark.parametrize("module", [vmswitch, netvsc, tcpip, winnat, wnv])
+@pytest.mark.parametrize("module", [vmswitch, netvsc, tcpip, winnat, wnv, vfp])
 def test_the_event_catalogue_names_every_decoded_event_as_the_decoder_does(module):
-    key = {vmswitch: "vmswitch", netvsc: "netvsc", tcpip: "tcpip", winnat: "winnat", wnv: "wnv"}[module]
+    key = {vmswitch: "vmswitch", netvsc: "netvsc", tcpip: "tcpip", winnat: "winnat", wnv: "wnv", vfp: "vfpext"}[module]
     entry = load_catalogue().providers[key]
     assert entry.guid == module.PROVIDER and entry.name == module.NAME
     assert set(entry.events) == set(module.EVENT_NAMES)
@@ -205,3 +205,21 @@ def test_a_capped_list_field_counts_what_it_left_out(tmp_path):
     assert len(facts["address"]) == extra
     (span,) = facts["trace"]
     assert span.not_kept == 2 * (extra - 64)
+
+
+def test_lbfo_events_known_only_by_their_messages_are_named_and_the_troubled_ones_counted(tmp_path):
+    # libyal's MsLbfoProvider.sys message table: 9 "Dropping NBLs on Member %1", 3 "Using Member %1 for load
+    # balancing"; 16949 "Member Nic %2 Disconnected" (the System-log provider). Their fields have no public layout.
+    lbfo, lbfo_sys = "b72c6994-9fe0-45ad-83b3-8f5885f20e0e", "387ed463-8b1b-42c9-9ef0-803fdfd5d94e"
+    opaque = b"\x01\x02\x03\x04"
+    path = write_events(tmp_path / "lbfo.etl", lbfo, [(9, 0, opaque), (9, 0, opaque), (3, 0, opaque)])
+    kinds = by_kind(scan_facts(path).facts)
+    (dropped,) = kinds["provider_event"]
+    assert (dropped.provider, dropped.event_name, dropped.event_id, dropped.count, dropped.status) == \
+        ("Microsoft-Windows-MsLbfoEventProvider", "MemberNblsDropped", 9, 2, None)
+    assert dropped.evidence[0]["event"] == "MemberNblsDropped"
+    (coverage,) = [c for c in kinds["provider"] if c.guid == lbfo]
+    assert (coverage.status, coverage.not_decoded) == ("present but not decoded", 3)  # named is not decoded
+    path = write_events(tmp_path / "sys.etl", lbfo_sys, [(16949, 0, opaque)])
+    (down,) = by_kind(scan_facts(path).facts)["provider_event"]
+    assert (down.provider, down.event_name) == ("Microsoft-Windows-MsLbfoSysEvtProvider", "MemberNicDisconnected")

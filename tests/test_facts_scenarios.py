@@ -109,10 +109,12 @@ def test_vf_fallback(scenarios):
     assert (path.vf_nbls, path.synthetic_nbls, path.current_path) == (v["vf_nbls"], v["synthetic_nbls"], "synthetic")
 
 
-def test_sriov_weight_on_the_port(scenarios):
+def test_sriov_weight_on_the_port_is_a_failed_request(scenarios):
+    # VmSwitch 94 is "Failed to complete offload policy operation": the weight was asked for, and it is a failure
     kinds, v = values(scenarios, "sriov-vf-active", "sriov-offload-bypass")
     (port,) = [p for p in kinds["vport"] if p.port_name == v["port"]]
-    assert port.iov_weight == v["iov_offload_weight"] and port.failures == 0
+    assert port.iov_weight_requested == v["iov_offload_weight"] and port.failures == 1
+    assert port.last_failure.startswith("offload policy") and port.last_failure.endswith("Unknown")
 
 
 def test_mac_spoofing_evidence(scenarios):

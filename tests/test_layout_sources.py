@@ -16,13 +16,13 @@ import struct
 import pytest
 
 import manifest_sources as ms
-from diag.decode import FAST_PROVIDERS, netvsc, pktmon, tcpip, vmswitch, winnat, wnv
+from diag.decode import FAST_PROVIDERS, netvsc, pktmon, tcpip, vfp, vmswitch, winnat, wnv
 from diag.decode.fields import LAYOUT_NOTE, Layout, ProviderLayouts
 from diag.facts.tables import load_layout_sources
 
 needs_manifests = pytest.mark.skipif(not ms.available(), reason="../shared/research/manifests is absent")
 JDU_MODULES = {"tcpip": tcpip, "netvsc": netvsc, "winnat": winnat}
-NPL_MODULES = {"vmswitch": vmswitch, "wnv": wnv}
+NPL_MODULES = {"vmswitch": vmswitch, "wnv": wnv, "vfpext": vfp}
 
 
 def _norm(name: str) -> str:
@@ -247,3 +247,100 @@ def test_the_build_selects_the_revision_and_a_guess_is_said():
     assert "unknown" in tcpip.decode(1145, 0, payload, 8, None)[LAYOUT_NOTE]
     old = ms.jdu_releases("Microsoft-Windows-TCPIP")["Windows_11_23H2"][(1145, 0)]
     assert LAYOUT_NOTE not in tcpip.decode(1145, 0, memoryview(_build(old, 8)[0]), 8, 22631)
+
+
+# ---- VfpExt: payloads built from the NetMon parser's field lists ------------------------------------------
+
+def _build_npl(fields: list[ms.SourceField], port_name: str | None = None) -> tuple[bytes, dict]:
+    """A payload laid out as the parser's ``fields`` say (``port_name``: the leading port id written as a
+    NUL-terminated name, as current hosts do), and what was written into each field, by source name."""
+    out, values = bytearray(), {}
+    for i, (in_type, name, length) in enumerate(fields):
+        value = 0x10 + i
+        if i == 0 and port_name is not None and name.endswith("PortId"):
+            out += port_name.encode("utf-16-le") + b"\x00\x00"
+            values[name[:-2] + "Name"] = port_name
+        elif in_type == "UINT8":
+            out.append(value)
+            values[name] = value
+        elif in_type == "UINT16" and name.endswith("Port"):
+            out += struct.pack(">H", 0x1000 + i)  # win:Port, network order
+            values[name] = 0x1000 + i
+        elif in_type == "UINT16":
+            out += struct.pack("<H", 0x800 + i)
+            values[name] = 0x800 + i
+        elif in_type in ("UINT32", "NTSTATUS") and name.endswith("Len"):
+            out += struct.pack("<I", 3)
+            values[name] = 3
+        elif in_type in ("UINT32", "NTSTATUS"):
+            out += struct.pack("<I", 0xC0000000 + i)
+            values[name] = 0xC0000000 + i
+        elif in_type == "BOOL":
+            out += struct.pack("<I", 1)
+            values[name] = True
+        elif in_type == "UnicodeString":
+            text = f"{name}-{i}"
+            out += text.encode("utf-16-le") + b"\x00\x00"
+            values[name] = text
+        elif in_type == "IPv4Address":
+            out += bytes([10, 1, 2, i])
+            values[name] = f"10.1.2.{i}"
+        elif in_type == "IPv6Address":
+            out += bytes([0xFD] + [0] * 14 + [i])
+            values[name] = f"fd00::{i:x}"
+        elif in_type == "BLOB":
+            out += b"\xAA\xBB\xCC"
+            values[name] = "aabbcc"
+        else:
+            raise AssertionError(f"no encoder for {in_type} {name}")
+    return bytes(out), values
+
+
+def _vfp_cases():
+    if not ms.available():
+        return []
+    events = ms.npl_events("etl_vfpext.npl")
+    return [pytest.param(key, id=f"vfpext-{key[0]}") for key in sorted(vfp.LAYOUTS) if key in events]
+
+
+@needs_manifests
+@pytest.mark.parametrize("key", _vfp_cases())
+@pytest.mark.parametrize("port_name", [None, "6B4A85CC-55A1-4C9F-8C85-44C2A33AAE4A"])
+def test_a_vfp_payload_built_from_the_netmon_parser_decodes_as_listed(key, port_name):
+    fields = ms.npl_events("etl_vfpext.npl")[key]
+    payload, values = _build_npl(fields, port_name)
+    decoded = vfp.decode(*key, memoryview(payload), 8, 26100)
+    assert (LAYOUT_NOTE in decoded) == (port_name is not None)
+    for name, value in values.items():
+        got = _found("vfpext", decoded, name)
+        assert got == value, f"{name}: {got!r}, written {value!r}"
+
+
+@needs_manifests
+def test_a_vfp_payload_that_fits_no_layout_is_refused():
+    from diag.decode.wire import WireError
+
+    payload, _ = _build_npl(ms.npl_events("etl_vfpext.npl")[(101, 0)])
+    with pytest.raises(WireError):
+        vfp.decode(101, 0, memoryview(payload + b"\x00"), 8, 26100)
+    assert vfp.decode(600, 0, memoryview(payload), 8, 26100) is None  # no public layout: not guessed
+
+
+_STATUS_WORDS = {"confirmed": "confirmed", "differs-fixed": "differs, fixed", "partly-sourced": "partly sourced",
+                 "no-public-source": "no public source"}
+
+
+def test_the_readme_table_says_what_the_knowledge_file_says():
+    """README "How far each provider's layouts are confirmed": one row names each provider, with its status."""
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    section = text[text.index("### How far each provider's layouts are confirmed"):]
+    section = section[:section.index("\n\n", section.index("| provider |"))]
+    rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in section.splitlines()
+            if line.startswith("| ") and not line.startswith("| provider")]
+    for key, entry in load_layout_sources().providers.items():
+        short = entry.name.removeprefix("Microsoft-Windows-")
+        named = [row for row in rows if short in row[0]]
+        assert len(named) == 1, f"{key}: {len(named)} README rows name {short}"
+        assert named[0][2] == _STATUS_WORDS[entry.status], f"{key}: README says {named[0][2]!r}, the file {entry.status}"

@@ -63,6 +63,9 @@ RULE_FOR = {
     "tcp-retransmissions-on-vport": "tcp-retransmissions-on-vport",
     "arp-nd-unanswered": "arp-nd-unanswered",
     "trace-no-packets": "trace-no-packets",
+    "vfp-rule-blocked": "vfp-rule-blocked",
+    "vfp-port-drops": "vfp-port-drops",
+    "vfp-encap-missing": "vfp-encap-missing",
 }
 
 VMSWITCH_GUID = "67dc0d66-3695-47c0-9642-33f76f7bd7ad"
@@ -76,6 +79,7 @@ WITH_VMNICS = {name for name in scenario_names()} - {"vf-fallback"}
 GUESTS_WITH_VF = {"vf-fallback"}
 TCPIP_REASONS = [(601, 615), (901, 1002), (1200, 1232)]
 DESTINATION_DOWN_REASONS = {5, 33, 35, 227, 719}  # media disconnected, NIC disabled, data flow off, vport down...
+VFP_REASONS = (701, 719)  # pktmon's VFP range: vfp-policy-drops
 
 
 def derived_expectations(name: str, truth: dict) -> set[str]:
@@ -92,6 +96,8 @@ def derived_expectations(name: str, truth: dict) -> set[str]:
         out.add("tcpip-drops")
     if any(d["reason"] in DESTINATION_DOWN_REASONS for d in truth.get("drops", [])):
         out.add("destination-down-drops")
+    if any(VFP_REASONS[0] <= d["reason"] <= VFP_REASONS[1] for d in truth.get("drops", [])):
+        out.add("vfp-policy-drops")
     pktmon_events = truth["trace"]["events_by_provider"].get(PKTMON_GUID, {})
     if truth["trace"]["packet_numbering"] == "per-snapshot" and (pktmon_events.get("160") or pktmon_events.get("170")):
         out.add("packet-paths-rebuilt")  # builds 26100+: every path is rebuilt from ids and content
@@ -264,7 +270,7 @@ def check_values(finding_id: str, values: dict, finding) -> None:
                        offload=f"{values['encapsulation'].lower()} encapsulation")
     elif finding_id == "sriov-offload-bypass":
         assert has_row(finding, component_id=values["vmnic_component_id"], port_name=values["port"],
-                       iov_weight=values["iov_offload_weight"], packets=values["host_packets_for_vm"], mac=values["mac"])
+                       iov_weight_requested=values["iov_offload_weight"], packets=values["host_packets_for_vm"], mac=values["mac"])
     elif finding_id == "vf-fallback":
         assert has_row(finding, if_index=values["if_index"], vf_nbls=values["vf_nbls"],
                        synthetic_nbls=values["synthetic_nbls"], current_path="synthetic", switches=1)
@@ -388,6 +394,20 @@ def check_values(finding_id: str, values: dict, finding) -> None:
                       r["answers"]) for r in ev)
         assert got == sorted((u["protocol"], u["target"], u["requester_mac"].lower(), u["component_id"],
                               u["requests"], 0) for u in values["unanswered"]), ev
+    elif finding_id == "vfp-rule-blocked":
+        (row,) = ev
+        assert (row["port"], row["layer"], row["group"], row["rule"], row["rule_type"], row["count"]) == \
+            (values["port"], values["layer"], values["group"], values["rule"], "Block", values["count"])
+        assert values["destination"] in row["destinations"]
+    elif finding_id == "vfp-port-drops":
+        (row,) = ev
+        assert (row["port"], row["reason_code"], row["reason_name"], row["count"]) == \
+            (values["port"], values["reason"], values["reason_name"], values["count"])
+        assert (row["pktmon_drops"], row["pktmon_reason"]) == (values["pktmon_drops"], values["pktmon_reason"])
+    elif finding_id == "vfp-encap-missing":
+        (row,) = ev
+        assert (row["port"], row["encap_rule_matches"], row["encapsulated"]) == \
+            (values["port"], values["encap_rule_matches"], values["encapsulated"])
     else:  # a new truth id must get its key-value check here
         raise AssertionError(f"no key-value check for {finding_id}")
 

@@ -2,8 +2,9 @@
 
 Layers, tried in order:
 1. ``fast``: hand-written decoders: PktMon, NDIS-PacketCapture, the network-virtualization
-   providers (Hyper-V-VmSwitch, Hyper-V-Netvsc, TCPIP, WinNat, Wnv) and Kernel-Network (layouts
-   declared as data);
+   providers (Hyper-V-VmSwitch, Hyper-V-Netvsc, TCPIP, WinNat, Wnv, VfpExt) and Kernel-Network
+   (layouts declared as data). A provider whose layouts are only candidates (``PREFER_TRACE_SCHEMA``:
+   VfpExt) yields to a schema the trace carries for it;
 2. ``trace-schema`` / ``tracelogging``: schemas the trace carries itself (EventMetadata records
    that pktmon embeds; TraceLogging metadata in each event);
 3. ``catalogue``: etl-parser's generated provider layouts, for the long tail.
@@ -18,7 +19,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from diag.decode import (
-    catalogue, eventmetadata, kernelnetwork, ndiscap, netvsc, pktmon, tcpip, tracelogging, vmswitch, winnat, wnv,
+    catalogue, eventmetadata, kernelnetwork, ndiscap, netvsc, pktmon, tcpip, tracelogging, vfp, vmswitch, winnat, wnv,
 )
 from diag.decode.fields import LAYOUT_NOTE
 from diag.decode.wire import WireError
@@ -26,7 +27,7 @@ from diag.read.logfile import LogfileHeader
 from diag.read.records import EXT_EVENT_SCHEMA_TL, KERNEL_STYLE, Record
 
 FAST_PROVIDERS = {pktmon.PROVIDER: pktmon, ndiscap.PROVIDER: ndiscap,
-                  **{m.PROVIDER: m for m in (vmswitch, netvsc, tcpip, winnat, wnv, kernelnetwork)}}
+                  **{m.PROVIDER: m for m in (vmswitch, netvsc, tcpip, winnat, wnv, kernelnetwork, vfp)}}
 LAYER_FAST, LAYER_TRACE_SCHEMA, LAYER_TRACELOGGING, LAYER_CATALOGUE = "fast", "trace-schema", "tracelogging", "catalogue"
 LAYER_READER = "reader"  # the logfile header, which the reader itself decodes
 EVENT_TRACE_CLASS = "68fdd900-4a3e-11d1-84f4-0000f80464e3"
@@ -142,10 +143,12 @@ class EventDecoder:
         if provider == EVENT_TRACE_CLASS and event_id == 0 and record.header_type in KERNEL_STYLE:
             return LAYER_READER, "Header"
         module = FAST_PROVIDERS.get(provider)
+        schema = self.schemas.lookup(provider, event_id, version)
+        if schema is not None and _prefers_schema(module):
+            return LAYER_TRACE_SCHEMA, schema.name
         fast_name = _fast_name(module, event_id, version) if module is not None else None
         if fast_name is not None:
             return LAYER_FAST, fast_name
-        schema = self.schemas.lookup(provider, event_id, version)
         if schema is not None:
             return LAYER_TRACE_SCHEMA, schema.name
         if record.is_event_header and _has_tracelogging_schema(record):
@@ -256,6 +259,8 @@ class EventDecoder:
         if provider == EVENT_TRACE_CLASS and event_id == 0 and record.header_type in KERNEL_STYLE:
             return Decoded(provider, "EventTrace", event_id, version, "Header", {}, LAYER_READER)
         module = FAST_PROVIDERS.get(provider)
+        if _prefers_schema(module) and self.schemas.lookup(provider, event_id, version) is not None:
+            module = None
         if module is pktmon:
             fields = pktmon.decode(event_id, version, record.payload)
             if fields is not None:
@@ -297,6 +302,10 @@ def _fast_name(module, event_id: int, version: int) -> str | None:
     if hasattr(module, "event_name"):  # version-aware layouts (VmSwitch, Netvsc, TCPIP, WinNat, WNV)
         return module.event_name(event_id, version)
     return module.EVENT_NAMES.get(event_id) if version == 0 else None
+
+
+def _prefers_schema(module) -> bool:
+    return getattr(module, "PREFER_TRACE_SCHEMA", False)
 
 
 def _has_tracelogging_schema(record: Record) -> bool:

@@ -30,6 +30,7 @@ revision that fits and the decoder says so (``LAYOUT_NOTE``), so the statistics 
 from __future__ import annotations
 
 import ipaddress
+import socket
 import struct
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -42,6 +43,7 @@ _U32 = struct.Struct("<I")
 _AF_INET, _AF_INET6 = 2, 23
 
 
+_UNPLANNED = object()
 LAYOUT_NOTE = "layout_note"  # set in a decoded event's fields when its revision was not chosen by the build
 
 
@@ -50,6 +52,7 @@ class Layout:
     name: str
     fields: tuple[tuple, ...]
     since: int = 0  # first OS build whose manifest has this revision of the event
+    note: str | None = None  # said of every event this layout decodes: a reading no public source confirms
 
 
 Reader = Callable[[memoryview, int, dict, str], int]
@@ -90,12 +93,11 @@ def _wstr(name: str) -> Reader:
 
 def _cstr(name: str) -> Reader:
     def read(p: memoryview, pos: int, out: dict, _units: str) -> int:
-        raw = bytes(p[pos:])
-        end = raw.find(b"\x00")
+        end = p.find(b"\x00", pos)
         if end < 0:
             raise WireError(f"field {name}: ANSI string without a terminating NUL")
-        out[name] = raw[:end].decode("latin-1")
-        return pos + end + 1
+        out[name] = p[pos:end].decode("latin-1")
+        return end + 1
     return read
 
 
@@ -123,7 +125,7 @@ def _bytes_as(size: int, convert: Callable[[bytes], Any]) -> Callable[[str], Rea
     return reader
 
 
-_ipv4 = _bytes_as(4, lambda raw: str(ipaddress.IPv4Address(raw)))
+_ipv4 = _bytes_as(4, socket.inet_ntoa)
 _ipv6 = _bytes_as(16, lambda raw: str(ipaddress.IPv6Address(raw)))
 _port = _bytes_as(2, lambda raw: int.from_bytes(raw, "big"))
 _mac6 = _bytes_as(6, mac_text)
@@ -186,9 +188,10 @@ def compile_layout(layout: Layout, pointer_size: int = 8) -> list[Reader]:
     return readers
 
 
-def decode_layout(readers: list[Reader], payload: memoryview, units: str = "chars") -> dict[str, Any]:
+def decode_layout(readers: list[Reader], payload: memoryview | bytes, units: str = "chars") -> dict[str, Any]:
     out: dict[str, Any] = {}
     pos = 0
+    payload = bytes(payload)  # one copy per event: the readers then slice and search it in place
     try:
         for read in readers:
             pos = read(payload, pos, out, units)
@@ -214,7 +217,7 @@ class ProviderLayouts:
         self.layouts = {k: v if isinstance(v, tuple) else (v,) for k, v in layouts.items()}
         self.provider_name = provider_name
         self.string_units = string_units
-        self._compiled: dict[tuple[int, int, int], list[tuple[Layout, list[Reader]]]] = {}
+        self._plans: dict[tuple, tuple[list[tuple], int] | None] = {}
 
     def event_name(self, event_id: int, version: int) -> str | None:
         layouts = self.layouts.get((event_id, version))
@@ -228,23 +231,36 @@ class ProviderLayouts:
         due = max((layout.since for layout in layouts if layout.since <= os_build), default=None)
         return tuple(layout for layout in layouts if layout.since == due)
 
+    def _plan(self, event_id: int, version: int, pointer_size: int, os_build: int | None):
+        """How to decode one kind of event on one build, compiled once: the layouts in the order they are tried
+        (the build's revision first; the others only if it does not fit, and then the note says so), each with
+        its readers, the string units to try, whether the build selects it, and whether it has counted strings;
+        and how many revisions there are. None when no layout covers (event id, version)."""
+        layouts = self.layouts.get((event_id, version))
+        plan = None
+        if layouts is not None:
+            due = self.revision_for(event_id, version, os_build)
+            ordered = []
+            for layout in sorted(layouts, key=lambda item: item not in due):
+                has_counted = any(field[1] == "counted_wstr" for field in layout.fields)
+                units = self.string_units if has_counted else self.string_units[:1]
+                ordered.append((layout, compile_layout(layout, pointer_size), units, layout in due, has_counted))
+            plan = (ordered, len({layout.since for layout in layouts}))
+        self._plans[(event_id, version, pointer_size, os_build)] = plan
+        return plan
+
     def decode(self, event_id: int, version: int, payload: memoryview, pointer_size: int = 8,
                os_build: int | None = None) -> dict[str, Any] | None:
         """The event's fields; None when no layout covers (event id, version); WireError if none fits."""
-        key = (event_id, version, pointer_size)
-        compiled = self._compiled.get(key)
-        if compiled is None:
-            layouts = self.layouts.get(key[:2])
-            if layouts is None:
-                return None
-            compiled = self._compiled[key] = [(layout, compile_layout(layout, pointer_size)) for layout in layouts]
-        due = self.revision_for(event_id, version, os_build)
-        revisions = len({layout.since for layout, _ in compiled})
+        plan = self._plans.get((event_id, version, pointer_size, os_build), _UNPLANNED)
+        if plan is _UNPLANNED:
+            plan = self._plan(event_id, version, pointer_size, os_build)
+        if plan is None:
+            return None
+        ordered, revisions = plan
         first_error = None
-        # the build's revision first; the others only if it does not fit (then the note says so)
-        for layout, readers in sorted(compiled, key=lambda item: item[0] not in due):
-            has_counted = any(field[1] == "counted_wstr" for field in layout.fields)
-            for units in self.string_units if has_counted else self.string_units[:1]:
+        for layout, readers, units_tried, is_due, has_counted in ordered:
+            for units in units_tried:
                 try:
                     out = decode_layout(readers, payload, units)
                 except WireError as exc:
@@ -252,9 +268,11 @@ class ProviderLayouts:
                     continue
                 if has_counted and len(self.string_units) > 1:
                     out["string_units"] = units
-                if revisions > 1 and not os_build:
+                if layout.note is not None:
+                    out[LAYOUT_NOTE] = layout.note
+                elif revisions > 1 and not os_build:
                     out[LAYOUT_NOTE] = f"OS build unknown: the revision of {_since(layout)} fitted by length"
-                elif layout not in due:
+                elif not is_due:
                     out[LAYOUT_NOTE] = (f"build {os_build}: the payload fits the revision of {_since(layout)}, "
                                         f"not the one its build writes")
                 return out

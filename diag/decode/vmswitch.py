@@ -12,7 +12,9 @@ Sources of the layouts and event names (no real sample carries this provider):
 Events 184-187 (a teaming member NIC connected / disconnected / LACP churn): the NetMon parser's
 ``SYS_EVENT_NIC_*`` structs (``UnicodeString DriverObject, Member``, NUL-terminated), which it lists
 with the LBFO/LACP events 152-183 (172: "MsLbfoProvider driver is unloading"); etl-parser has the same
-two ``WString`` fields. Events 255-257 (a port's RDMA weight): etl-parser only (Status, port and NIC
+two ``WString`` fields. Event 232 (a NIC connected to a port: how a vmNIC's connect appears in the
+System log of a current host, misc/real-event-text-samples.md) has etl-parser's layout, the same fields
+as 17 (the parser's "protocol NIC bound to port"). Events 255-257 (a port's RDMA weight): etl-parser only (Status, port and NIC
 names, RdmaWeight, FailReason); no public source names the three ids apart, so they share one name.
 Not here: 152-183 (members by GUID or pointer only) and 206-214/229/231 (SET settings, no public
 event names or messages): the catalogue layer decodes them from etl-parser.
@@ -23,8 +25,6 @@ not fit that way, as bytes (the unit that fitted is reported as ``string_units``
 """
 
 from __future__ import annotations
-
-from typing import Any
 
 from diag.decode.fields import Layout, ProviderLayouts
 
@@ -85,7 +85,7 @@ LAYOUTS: dict[tuple[int, int], Layout | tuple[Layout, ...]] = {
     (14, 0): Layout("SwitchConfigRestoreFailed", STATUS + SWITCH + UNIQUE),
     (15, 0): Layout("PortConfigRestoreFailed", STATUS + PORT + SWITCH + UNIQUE),
     (16, 0): Layout("NicConfigRestoreFailed", STATUS + NIC + UNIQUE),
-    (17, 0): Layout("NicConnected", NIC + PORT + SWITCH),
+    (17, 0): Layout("ProtocolNicBound", NIC + PORT + SWITCH),
     (18, 0): _with_and_without("NicConnectFailed", STATUS + NIC + PORT + SWITCH, UNIQUE),
     (19, 0): Layout("NicDisconnected", NIC),
     (20, 0): Layout("NicDisconnectFailed", STATUS + NIC + UNIQUE),
@@ -139,7 +139,10 @@ LAYOUTS: dict[tuple[int, int], Layout | tuple[Layout, ...]] = {
     (184, 0): Layout("MemberNicConnected", _MEMBER_NIC),
     (185, 0): Layout("MemberNicDisconnected", _MEMBER_NIC),
     (187, 0): Layout("MemberNicLacpChurnDetected", _MEMBER_NIC),
+    (125, 0): Layout("MiniportMediaConnected", NIC),
+    (126, 0): Layout("MiniportMediaDisconnected", NIC),
     (197, 0): Layout("MacVlanFilterFailed", (("vlan_id", "u32"),) + NIC + (("fail_reason", "u32"),)),
+    (232, 0): Layout("NicConnected", NIC + PORT + SWITCH),
     (230, 0): (Layout("EncapsulationOffload", SWITCH + (("nvgre_enabled", "bool32"), ("vxlan_enabled", "bool32"))),
                Layout("EncapsulationOffload", SWITCH + (("nvgre_enabled", "bool8"), ("vxlan_enabled", "bool8")))),
     **{(event_id, 0): Layout("PortRdmaWeight", _RDMA_WEIGHT) for event_id in (255, 256, 257)},
@@ -149,10 +152,5 @@ _PROVIDER = ProviderLayouts(LAYOUTS, NAME, string_units=("chars", "bytes"))
 EVENT_NAMES = {event_id: _PROVIDER.event_name(event_id, version) for event_id, version in LAYOUTS}
 
 
-def event_name(event_id: int, version: int) -> str | None:
-    return _PROVIDER.event_name(event_id, version)
-
-
-def decode(event_id: int, version: int, payload: memoryview, pointer_size: int = 8,
-           os_build: int | None = None) -> dict[str, Any] | None:
-    return _PROVIDER.decode(event_id, version, payload, pointer_size, os_build)
+event_name = _PROVIDER.event_name
+decode = _PROVIDER.decode  # (event id, version, payload, pointer size, OS build) -> fields, None, or WireError

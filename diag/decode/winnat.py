@@ -12,8 +12,6 @@ NAT network's; v1's ``prefix`` is internal or external as ``instance_type`` says
 
 from __future__ import annotations
 
-from typing import Any
-
 from diag.decode.fields import Layout, ProviderLayouts
 
 PROVIDER = "66c07ecd-6667-43fc-93f8-05cf07f446ec"
@@ -106,10 +104,5 @@ _PROVIDER = ProviderLayouts(LAYOUTS, NAME)
 EVENT_NAMES = {event_id: _PROVIDER.event_name(event_id, version) for event_id, version in LAYOUTS}
 
 
-def event_name(event_id: int, version: int) -> str | None:
-    return _PROVIDER.event_name(event_id, version)
-
-
-def decode(event_id: int, version: int, payload: memoryview, pointer_size: int = 8,
-           os_build: int | None = None) -> dict[str, Any] | None:
-    return _PROVIDER.decode(event_id, version, payload, pointer_size, os_build)
+event_name = _PROVIDER.event_name
+decode = _PROVIDER.decode  # (event id, version, payload, pointer size, OS build) -> fields, None, or WireError

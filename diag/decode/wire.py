@@ -15,7 +15,18 @@ def utf16z(view: memoryview | bytes, pos: int) -> tuple[str, int]:
     """
     if pos > len(view):
         raise WireError("string starts past the end of the payload")
-    raw = bytes(view[pos:]) if isinstance(view, memoryview) else view[pos:]
+    if isinstance(view, bytes):  # searched in place: no copy of the rest of the payload
+        end = pos
+        while True:
+            end = view.find(b"\x00\x00", end)
+            if end < 0:
+                if (len(view) - pos) % 2:
+                    raise WireError("unterminated UTF-16 string of odd length")
+                return view[pos:].decode("utf-16-le", "replace"), len(view)
+            if (end - pos) % 2 == 0:
+                return view[pos:end].decode("utf-16-le", "replace"), end + 2
+            end += 1
+    raw = bytes(view[pos:])
     end = 0
     while True:
         end = raw.find(b"\x00\x00", end)

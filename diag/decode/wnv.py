@@ -10,8 +10,6 @@ for this provider. No real sample carries it.
 
 from __future__ import annotations
 
-from typing import Any
-
 from diag.decode.fields import Layout, ProviderLayouts
 
 PROVIDER = "3ad15a04-74f1-4dca-b226-aff89085a05a"
@@ -82,10 +80,5 @@ _PROVIDER = ProviderLayouts(LAYOUTS, NAME)
 EVENT_NAMES = {event_id: _PROVIDER.event_name(event_id, version) for event_id, version in LAYOUTS}
 
 
-def event_name(event_id: int, version: int) -> str | None:
-    return _PROVIDER.event_name(event_id, version)
-
-
-def decode(event_id: int, version: int, payload: memoryview, pointer_size: int = 8,
-           os_build: int | None = None) -> dict[str, Any] | None:
-    return _PROVIDER.decode(event_id, version, payload, pointer_size, os_build)
+event_name = _PROVIDER.event_name
+decode = _PROVIDER.decode  # (event id, version, payload, pointer size, OS build) -> fields, None, or WireError

@@ -4,7 +4,7 @@
     builder.event(decoded, record)          # every decoded event not on the PktMon hot path
     facts = builder.facts(pktmon_digest, host_info, stats=decoder.stats)
 
-Each provider has a collector (diag/facts/{vswitch,ipstack,nat,overlay,capture}.py); pktmon's
+Each provider has a collector (diag/facts/{vswitch,ipstack,nat,overlay,capture,vfp}.py); pktmon's
 digest is built on the hot path by the caller and handed to ``facts``. The IP model
 (compartments, interfaces, addresses, subnets) merges TCPIP events, pktmon component properties,
 WinNat and the host-information files. Fact counts are bounded by what the host has, not by the
@@ -14,11 +14,12 @@ number of packets (see diag/facts/network.py).
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from typing import Any
 
 from diag import knowledge
-from diag.decode import LAYER_FAST, ndiscap, netvsc, pktmon, tcpip, vmswitch, winnat, wnv
-from diag.decode import hns, lbfo, vfp
+from diag.decode import LAYER_FAST, ndiscap, netvsc, pktmon, tcpip, vfp, vmswitch, winnat, wnv
+from diag.decode import hns, lbfo
 from diag.facts.capture import CaptureCollector
 from diag.facts.evidence import Bounded, Cuts, keep, pointer, when
 from diag.facts.ipstack import TcpipCollector
@@ -33,7 +34,8 @@ from diag.facts.pktmon import (
     PktmonDigest, component_facts, drop_facts, drop_rate_facts, flow_facts, neighbor_facts, path_facts, route_facts,
     tcp_facts,
 )
-from diag.facts.tables import provider_entry
+from diag.facts.tables import load_catalogue, provider_entry
+from diag.facts.vfp import VfpCollector
 from diag.facts.vswitch import VSwitchCollector
 from diag.read.logfile import LogfileHeader
 
@@ -46,6 +48,8 @@ _FAILURE_NAME = re.compile(r"fail|error", re.IGNORECASE)
 _NETWORKING_PROVIDER = re.compile(
     r"lbfo|ndisimplatform|hns|host-network-service|vfp|vmswitch|netvsc|tcpip|udpip|winnat|wnv|ndis|pktmon|vmms"
     r"|kernel-network", re.IGNORECASE)
+# events of the providers known only by their messages (LBFO) whose name says the team is in trouble
+_TROUBLE_NAME = re.compile(r"fail|drop|conflict|churn|disconnect", re.IGNORECASE)
 _STATUS_FIELDS = ("status", "Status", "HResult", "hresult", "Result", "ErrorCode", "error")
 INTERNAL_PROVIDERS = frozenset({"68fdd900-4a3e-11d1-84f4-0000f80464e3", "bbccf6c1-6cd1-48c4-80ff-839482e37671"})
 
@@ -60,7 +64,9 @@ class FactBuilder:
         self.wnv = WnvCollector()
         self.netvsc = NetvscCollector()
         self.capture = CaptureCollector()
+        self.vfp = VfpCollector()
         self.other: Bounded = Bounded(256)
+        self.named_only: Bounded = Bounded(256)  # (guid, provider, event id, name) -> [count, evidence]
         self.events = 0
         self.evidence_events = 0  # events that reached a collector: what the rules can judge the network by
         self.events_not_used = 0  # decoded by a generic layer (field names unknown to the collectors)
@@ -95,16 +101,43 @@ class FactBuilder:
             try:
                 collector.event(decoded.event_id, decoded.event_name or str(decoded.event_id), decoded.fields, record)
             except (KeyError, TypeError, ValueError) as exc:
-                self.event_errors += 1
-                if self.first_error is None:
-                    self.first_error = f"{decoded.provider_name} event {decoded.event_id}: {type(exc).__name__}: {exc}"
+                self._collector_error(decoded, exc)
+        elif decoded.provider == vfp.PROVIDER:
+            self.evidence_events += 1
+            if decoded.event_id in vfp.EVENT_NAMES:  # our layouts' events, whichever layer decoded them
+                try:
+                    self.vfp.event(decoded.event_id, decoded.event_name or str(decoded.event_id), decoded.fields,
+                                   record)
+                except (KeyError, TypeError, ValueError) as exc:
+                    self._collector_error(decoded, exc)
+            else:  # events no public layout describes, decoded from the trace's own schema
+                self._other(decoded, record)
         elif decoded.provider in OTHER_PROVIDERS:
             self.evidence_events += 1
             self._other(decoded, record)
 
+    def _collector_error(self, decoded: Any, exc: Exception) -> None:
+        self.event_errors += 1
+        if self.first_error is None:
+            self.first_error = f"{decoded.provider_name} event {decoded.event_id}: {type(exc).__name__}: {exc}"
+
+    def undecoded(self, record: Any) -> None:
+        """An event no layer decoded. Of the providers known only by their message texts (LBFO), the troubled
+        ones are counted by name: their fields stay unread, but that they happened is evidence."""
+        names = _message_names().get(record.provider)
+        name = names.get(record.event_id) if names else None
+        if name is None or not _TROUBLE_NAME.search(name):
+            return
+        provider = OTHER_PROVIDERS.get(record.provider, record.provider)
+        self.evidence_events += 1
+        entry = self.named_only.slot((record.provider, provider, record.event_id, name), lambda: [0, []])
+        if entry is not None:
+            entry[0] += 1
+            keep(entry[1], pointer(record, provider, record.event_id, event=name))
+
     def _other(self, decoded: Any, record: Any) -> None:
         """HNS / VFP / LBFO events decoded from a schema the trace carries: keep the ones that report a failure."""
-        status = next((decoded.fields[k] for k in _STATUS_FIELDS if isinstance(decoded.fields.get(k), int)), None)
+        status = _status(decoded.fields)
         name = decoded.event_name or f"event {decoded.event_id}"
         if not (status or _FAILURE_NAME.search(name)):
             return
@@ -140,8 +173,13 @@ class FactBuilder:
             out += collector.facts()
         out += self.model.facts()
         out += self._segments(digest)
+        out += self.vfp.facts([f for f in out if f.kind == "pktmon_drop"], os_build)
         out += [ProviderEvent(provider=p, event_name=n, event_id=e, status=s, count=c, evidence=ev)
                 for (p, e, n, s), (c, ev) in self.other.items()]
+        decoded_kinds = {(guid, event_id) for (guid, event_id, _v), o in (stats.outcomes.items() if stats else ())
+                         if o.decoded}
+        out += [ProviderEvent(provider=p, event_name=n, event_id=e, count=c, evidence=ev)
+                for (guid, p, e, n), (c, ev) in self.named_only.items() if (guid, e) not in decoded_kinds]
         out += overlap_facts(out, self.cuts)
         out += vf_pair_facts(out, self.cuts)
         # last: what the trace fact says was not kept includes the list cuts made while building the others
@@ -196,8 +234,8 @@ class FactBuilder:
     def _not_kept(self, digest: PktmonDigest) -> int:
         """Objects turned away by a full table (ports, addresses, flows, routes...) or left out of a capped
         list field of a fact: counted, never silent."""
-        tables = [self.other, *self.model.__dict__.values()]
-        for collector in (self.vswitch, self.tcpip, self.nat, self.wnv, self.netvsc, self.capture):
+        tables = [self.other, self.named_only, *self.model.__dict__.values()]
+        for collector in (self.vswitch, self.tcpip, self.nat, self.wnv, self.netvsc, self.capture, self.vfp):
             tables += list(vars(collector).values())
         overflow = sum(t.overflow for t in tables if isinstance(t, Bounded))
         cut = sum(t.count for t in tables if isinstance(t, Cuts)) + self.cuts.count + digest.cuts.count
@@ -288,6 +326,28 @@ class FactBuilder:
                 add(segment.segment_type, segment.value, where, segment.sources[0], segment.packets if i == 0 else 0)
         return [Segment(segment_type=kind, value=value, seen_on=self.cuts.cap(sorted(e["where"])), sources=sorted(e["sources"]),
                         packets=e["packets"]) for (kind, value), e in sorted(found.items())]
+
+
+@lru_cache(maxsize=1)
+def _message_names() -> dict[str, dict[int, str]]:
+    """Event names of the providers the catalogue knows by message texts only (no event has a layout)."""
+    return {entry.guid: {event_id: event.name for event_id, event in entry.events.items()}
+            for entry in load_catalogue().providers.values()
+            if entry.events and not any(event.versions for event in entry.events.values())}
+
+
+def _status(fields: dict, depth: int = 0) -> int | None:
+    """The event's status: a top-level status field, else one in a nested struct (HNS reports failures in
+    ``wilActivity.hresult``, WIL's activity struct); the first non-zero one found wins."""
+    found = next((fields[k] for k in _STATUS_FIELDS if isinstance(fields.get(k), int)), None)
+    if found or depth >= 4:
+        return found
+    for value in fields.values():
+        if isinstance(value, dict):
+            nested = _status(value, depth + 1)
+            if nested:
+                return nested
+    return found
 
 
 def _provider_name(guid: str, from_trace: str | None = None) -> str:

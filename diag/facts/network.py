@@ -18,6 +18,7 @@ from pydantic import Field, model_validator
 from diag.facts.models import Fact
 from diag.facts.overlap import SubnetOverlap
 from diag.facts.sriov import VfPair
+from diag.facts.vfp import VfpDrop, VfpPort, VfpRule
 
 Scalar = Union[str, int, float, bool, None]
 Count = Annotated[int, Field(ge=0)]
@@ -143,8 +144,12 @@ class VPort(Fact):
     virtual_subnet_id: int | None = None
     storm_limit: int | None = None
     acl_rules: Count = 0
-    vmq_weight: int | None = None
-    iov_weight: int | None = None
+    vmq_weight_requested: int | None = Field(
+        None, description="the VMQ weight of an offload policy operation the switch reported failed (VmSwitch 94, "
+                          "'Failed to complete offload policy operation'): asked for, not applied")
+    iov_weight_requested: int | None = Field(
+        None, description="the SR-IOV (IovOffloadWeight) weight of that failed operation: asked for, not applied. No "
+                          "public event reports the applied weight")
     rdma_weight: int | None = Field(None, description="RdmaWeight applied without a FailReason (VmSwitch 255-257)")
     vlan_failures: Count = 0
     failures: Count = 0
@@ -580,7 +585,8 @@ class CapturePoint(Fact):
 
 
 class ProviderEvent(Fact):
-    """Events of providers wnvdiag has no model for (HNS, VFP, LBFO) that report a failure."""
+    """Events of providers wnvdiag has no model for (HNS, LBFO, and VFP events its layouts do not cover) that
+    report a failure."""
 
     kind: Literal["provider_event"] = "provider_event"
     provider: str
@@ -596,5 +602,6 @@ MODELS: tuple[type[Fact], ...] = (
     PacketPath, PacketRoute, Flow, VPortTcp, NeighborRequests,
     Compartment, Interface, IpRoute, Address, Subnet, Segment, Neighbor, DadFailure, DataPath, Offload,
     NatInstance, WnvLookup, WnvPolicy, PortExhaustion, CapturePoint, ProviderEvent, SubnetOverlap, VfPair,
+    VfpDrop, VfpRule, VfpPort,
 )
 NETWORK_FACT_MODELS: dict[str, type[Fact]] = {model.model_fields["kind"].default: model for model in MODELS}

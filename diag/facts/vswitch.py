@@ -12,8 +12,10 @@ PROVIDER_NAME = "Hyper-V-VmSwitch"
 MAX_OBJECTS = 1024
 
 SWITCH_STATES = {9: "created", 62: "deleted", 66: "deleted"}
-PORT_STATES = {67: "created", 69: "deleted", 71: "deleted", 17: "connected"}
+NIC_BOUND_EVENTS = (17, 232)  # a protocol NIC bound to a port / a NIC connected to a port
+PORT_STATES = {67: "created", 69: "deleted", 71: "deleted", 17: "connected", 232: "connected"}
 NIC_STATES = {21: ("media_connected", True), 22: ("media_connected", False),
+              125: ("media_connected", True), 126: ("media_connected", False),  # a switch miniport's media
               23: ("operational", True), 24: ("operational", False)}
 DROP_EVENTS = {53: "qos", 54: "in", 55: "out", 33: "in", 36: "unknown", 59: "out", 60: "unknown"}
 # team member link events: (team, link up); 184/185 come from the LBFO core (NetMon parser's SYS_EVENT_NIC_*)
@@ -43,7 +45,7 @@ class VSwitchCollector:
             switch["state"] = SWITCH_STATES[event_id]
         if event_id in PORT_STATES and port is not None:
             port["state"] = PORT_STATES[event_id]
-            if event_id == 17 and nic is not None:
+            if event_id in NIC_BOUND_EVENTS and nic is not None:
                 port["nic"] = fields.get("nic_name")
         if event_id in NIC_STATES and nic is not None:
             attribute, value = NIC_STATES[event_id]
@@ -145,8 +147,8 @@ class VSwitchCollector:
                              allow_mac_spoofing=sec.get("allow_mac_spoofing"), dhcp_guard=sec.get("enable_dhcp_guard"),
                              router_guard=sec.get("enable_router_guard"), virtual_subnet_id=sec.get("virtual_subnet_id"),
                              storm_limit=sec.get("storm_limit"), acl_rules=p["acl_rules"],
-                             vmq_weight=p["offload"].get("vmq_offload_weight"),
-                             iov_weight=p["offload"].get("iov_offload_weight"),
+                             vmq_weight_requested=p["offload"].get("vmq_offload_weight"),
+                             iov_weight_requested=p["offload"].get("iov_offload_weight"),
                              rdma_weight=p["offload"].get("rdma_weight"), vlan_failures=p["vlan_failures"],
                              failures=p["failures"], last_failure=p["last_failure"], evidence=p["evidence"]))
         for name, n in self.nics.items():
@@ -242,15 +244,15 @@ def _acl(self, fields, record, ev, switch, port, nic) -> None:
 
 
 def _offload_policy(self, fields, record, ev, switch, port, nic) -> None:
+    """94 is "Failed to complete offload policy operation" (the NetMon parser's message), whatever its FailReason
+    (0 is "Unknown"): the weights it carries were asked for and not applied."""
     if port is None:
         return
     port["offload"].update({k: fields[k] for k in ("vmq_offload_weight", "iov_offload_weight", "ipsec_offload_limit")})
-    if fields["fail_reason"]:  # the event is "offload policy failed"; reason 0 reports the settings as they stand
-        port["failures"] += 1
-        port["last_failure"] = f"offload policy: {value_name('vmswitch', 'policy_fail_reason', fields['fail_reason'])}"
-    where = _where(fields, "port")
-    for key in ("vmq_offload_weight", "iov_offload_weight"):
-        _offload(self, where, key.replace("_offload", ""), fields[key], ev)
+    port["failures"] += 1
+    port["last_failure"] = (f"offload policy (IovWeight {fields['iov_offload_weight']}, VmqWeight "
+                            f"{fields['vmq_offload_weight']}): "
+                            f"{value_name('vmswitch', 'policy_fail_reason', fields['fail_reason'])}")
 
 
 def _offload(self: VSwitchCollector, where: str, what: str, value: Any, ev: dict) -> None:
@@ -280,7 +282,8 @@ def _vlan_failure(self, fields, record, ev, switch, port, nic) -> None:
 def _vlan_filter(self, fields, record, ev, switch, port, nic) -> None:
     if nic is not None:
         nic["vlan_filter_failures"] += 1
-        nic["last_failure"] = f"MAC/VLAN filter for VLAN {fields['vlan_id']} failed (reason {fields['fail_reason']})"
+        reason = value_name("vmswitch", "set_filter_fail_reason", fields["fail_reason"])
+        nic["last_failure"] = f"MAC/VLAN filter for VLAN {fields['vlan_id']} failed: {reason}"
 
 
 def _mac_prevented(self, fields, record, ev, switch, port, nic) -> None:

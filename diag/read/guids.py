@@ -73,6 +73,7 @@ KNOWN_PROVIDERS: dict[str, str] = {
     "6c28c7e5-331b-4437-9c69-5352a2f7f296": "Microsoft-Windows-Hyper-V-VmsIf",
     "152fbe4b-c7ad-4f68-bada-a4fcc1464f6c": "Microsoft-Windows-Hyper-V-Netvsc",
     "b72c6994-9fe0-45ad-83b3-8f5885f20e0e": "Microsoft-Windows-MsLbfoEventProvider",
+    "387ed463-8b1b-42c9-9ef0-803fdfd5d94e": "Microsoft-Windows-MsLbfoSysEvtProvider",
     "66c07ecd-6667-43fc-93f8-05cf07f446ec": "Microsoft-Windows-WinNat",
     "2f07e2ee-15db-40f1-90ef-9d7ba282188a": "Microsoft-Windows-TCPIP",
     "cdead503-17f5-4a3e-b7ae-df8cc2902eb9": "Microsoft-Windows-NDIS",

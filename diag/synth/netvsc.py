@@ -6,7 +6,9 @@ from the research notes §4.2:
 * 18 NBL dropped, with Direction, DropReason, the NBL pointer, CorrelationId and IfIndex;
 * 19 "NBL %2 CorrelationID %3 on IfIndex %4 direction %1 Synthetic": the NBL took the vmSwitch path;
 * 20 the same, "VF": the NBL went over the SR-IOV virtual function, bypassing the host switch;
-* 39 "VF adapter bind failed. FailureReason: %2 MsgStatus: %1."
+* 39 "VF adapter bind failed. FailureReason: %2 MsgStatus: %1."; from Windows 11 24H2 on (jdu2600's field
+  list of that release) it also carries VfSerialNumber, LowestIfIndex and the miniport's name, without a
+  version bump: ``layout_for`` gives the layout a host of a build writes.
 """
 
 from __future__ import annotations
@@ -44,9 +46,36 @@ LAYOUTS: dict[int, em.EventLayout] = {
 }
 
 
+WIN11_24H2 = 26100
+_VF_BIND_24H2 = em.EventLayout(
+    PROVIDER, PROVIDER_NAME, EVENT_VF_BIND_FAILED,
+    (_F("Status", _U32, em.OUT_HEXINT32), _F("failureReason", _U32), _F("VfSerialNumber", _U32),
+     _F("LowestIfIndex", _U32), _F("MiniportNameLen", _U32),
+     _F("MiniportName", em.IN_BINARY, length_field="MiniportNameLen")), level=2)
+
+
+def layout_for(event_id: int, build: int) -> em.EventLayout:
+    """The layout a host of ``build`` writes for ``event_id``."""
+    if event_id == EVENT_VF_BIND_FAILED and build >= WIN11_24H2:
+        return _VF_BIND_24H2
+    return LAYOUTS[event_id]
+
+
 def encode(event_id: int, **values: object) -> bytes:
     converted = {k: v.encode("utf-16-le") if isinstance(v, str) else v for k, v in values.items()}
     return em.encode_fields(LAYOUTS[event_id], converted)
+
+
+def encode_vf_bind_failed(*, status: int, reason: int, build: int, serial: int = 0, lowest_if_index: int = 0,
+                          miniport: str = "") -> bytes:
+    """39 as a host of ``build`` writes it; the 24H2 fields only where that build has them. The name's length
+    counts UTF-16 characters."""
+    values: dict[str, object] = {"Status": status, "failureReason": reason}
+    layout = layout_for(EVENT_VF_BIND_FAILED, build)
+    if layout is _VF_BIND_24H2:
+        values.update(VfSerialNumber=serial, LowestIfIndex=lowest_if_index, MiniportNameLen=len(miniport),
+                      MiniportName=miniport.encode("utf-16-le"))
+    return em.encode_fields(layout, values)
 
 
 def encode_nbl_path(vf: bool, direction: int, nbl: int, correlation_id: int, if_index: int) -> bytes:

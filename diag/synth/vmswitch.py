@@ -9,7 +9,7 @@ name (``FName``), UTF-16LE without a terminator; the NetMon parser reads them as
 flags as one byte each; research notes §4.1 mark the unit UNCONFIRMED). Meanings are inferred from
 the field names:
 
-* 5 NIC created; 17 NIC connected to a port; 33 IP-spoofed packets dropped (NetMon parser's name;
+* 5 NIC created; 232 NIC connected to a port (17, the same fields, is a protocol NIC bound); 33 IP-spoofed packets dropped (NetMon parser's name;
   the research notes guessed a VM NIC - port association);
 * 19 a NIC unbound from its port; 22 / 24 media disconnected / NIC no longer operational;
 * 25 a MAC address moved from one port to another (its text form, ``UnicodeString(MacAddressLen)``
@@ -19,7 +19,7 @@ the field names:
   PropertyId, InstanceId, Operation: 0 add, 1 set, 3 delete);
 * 89 port security settings (AllowMacSpoofing, DHCP/router guard, VirtualSubnetId, ...), 88 the
   same when applying them failed (FailReason);
-* 94 port offload settings (IovOffloadWeight > 0: SR-IOV; FailReason 0 when applied);
+* 94 an offload policy operation (IovOffloadWeight > 0: SR-IOV) that failed, FailReason 0 "Unknown";
 * 197 a VLAN setting failed on a NIC; 230 NVGRE / VXLAN encapsulation offload state of a switch;
 * 116 / 117 a switch team (SET) member connected / disconnected (NetMon parser's messages); 184 / 185
   a team member NIC connected / disconnected, as the LBFO core reports it (``DriverObject``, ``Member``:
@@ -40,7 +40,7 @@ PROVIDER_NAME = "Microsoft-Windows-Hyper-V-VmSwitch"
 LEVEL_INFO, LEVEL_ERROR = 4, 2
 
 EVENT_NIC_CREATED = 5
-EVENT_NIC_CONNECTED = 17
+EVENT_NIC_CONNECTED = 232
 EVENT_NIC_DISCONNECTED = 19
 EVENT_MEDIA_DISCONNECTED = 22
 EVENT_NIC_NON_OPERATIONAL = 24

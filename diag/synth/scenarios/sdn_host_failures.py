@@ -9,8 +9,9 @@ Evidence: HNS events decoded from the EventMetadata schemas the trace embeds: Ne
 EndpointCreate with HResult 0, EndpointCreate with HResult 0x80070490 (x3),
 EndpointPolicyApplyFailed (no status); LBFO events 10 and 11 with no schema anywhere; pktmon and
 TCPIP show only the containers that got an endpoint. The HNS event ids, names and fields are
-INVENTED (see diag/synth/hns.py), and so are the LBFO event ids: only their names, statuses and
-their being undecodable are what the diagnosis reads.
+INVENTED (see diag/synth/hns.py); the LBFO ids are the message table's (10 "DriverEntry exiting", 11
+"Member created": named, not troubled, so no provider event), their payloads invented. Only the
+names, statuses and the LBFO events' being undecodable are what the diagnosis reads.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from diag.synth.scenarios.base import MS, SECOND, ContainerHost, Finding, HostCo
 
 LBFO_PROVIDER = uuid.UUID("b72c6994-9fe0-45ad-83b3-8f5885f20e0e")
 LBFO_PROVIDER_NAME = "Microsoft-Windows-MsLbfoEventProvider"
-LBFO_EVENTS = {10: 3, 11: 2}  # invented event id -> events written
+LBFO_EVENTS = {10: 3, 11: 2}  # event id (libyal's message table) -> events written
 TEAM_NAME = "HostTeam"
 RETRIES = 3
 FAILED_POLICY = "PortMapping"
