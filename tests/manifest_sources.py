@@ -5,7 +5,8 @@
 * Microsoft's NetMon parsers (NPL): ``case N: ... STRUCT name;`` in the provider's switch, then
   ``Struct STRUCT = ... { TYPE[(length)] Field; ... }``.
 
-Both give, per event, a list of ``(in_type, field_name, length_field)``; the tests compare the
+Both give, per event, a list of ``(in_type, field_name, length_field)`` (for an NPL field inside
+``switch { case X > 0 : ... }``, X: the field is there only when X is not zero); the tests compare the
 decoders' layouts with these lists. The files are read, never copied into the project.
 """
 
@@ -52,6 +53,7 @@ def jdu_releases(provider_name: str) -> dict[str, dict[tuple[int, int], list[Sou
 _CASE = re.compile(r"^\s*case (\d+):(.*)$")
 _STRUCT_REF = re.compile(r"\]\s*(\w+)\s+\w+;\s*$")
 _STRUCT = re.compile(r"^Struct (\w+)\s*=.*?\n\{\n(.*?)\n\}", re.M | re.S)
+_CONDITION = re.compile(r"^\s*case (\w+) > 0\s*:\s*$")
 _FIELD = re.compile(r"^\s*(?:\[[^\]]*\])?\s*(\w+)(?:\((\w+)\))?\s+(\w+)\s*(?:=.*)?;\s*$")
 
 
@@ -75,12 +77,17 @@ def npl_events(file_name: str) -> dict[tuple[int, int], list[SourceField]]:
             cases[(event_id, number if nested else 0)] = ref.group(1)
     structs: dict[str, list[SourceField]] = {}
     for name, body in _STRUCT.findall(text):
-        fields = []
+        fields, condition = [], None
         for line in body.splitlines():
+            case = _CONDITION.match(line)
+            if case:  # ``switch { case X > 0 : FIELD; }``: FIELD is there only when X is not zero
+                condition = case.group(1)
+                continue
             match = _FIELD.match(line)
             if match:
                 in_type, length, field = match.groups()
-                fields.append((in_type, field, length))
+                fields.append((in_type, field, length or condition))
+                condition = None
         structs[name] = fields
     return {key: structs[struct] for key, struct in cases.items() if struct in structs}
 
@@ -110,6 +117,8 @@ def kinds_for(fields: list[SourceField], index: int) -> set[str]:
     in_type, _name, length = fields[index]
     if in_type == "UnicodeString":
         return {"counted"} if counted(fields, index) else {"wstr"}
+    if in_type == "IPv6Address" and length is not None:  # present only when ``length`` is not zero
+        return {"ipv6_if"}
     if in_type == "BLOB" and length is not None and length.isdigit():
         return FIXED_BLOB.get(int(length), {"bin"})
     return COMPATIBLE.get(in_type, set())

@@ -172,3 +172,29 @@ def test_the_decoder_reads_the_port_id_form_before_the_port_name_form():
     assert uuid.UUID(PORT)  # the form current hosts write: a GUID-like name
     named = vfp.decode(155, 0, memoryview(wstr(PORT) + bytes([1])))
     assert named["port_name"] == PORT and "unconfirmed" in named["layout_note"]
+
+
+def test_vfp_state_events_that_fail_become_provider_events(tmp_path):
+    # 355 SaveFailed: SrcPortId, Reason (u8), Ext1, Ext2; 304 IpSubscribe with a failing status; 358 SaveSucceeded
+    save_failed = struct.pack("<IBII", 7, 3, 0, 0)
+    subscribe = struct.pack("<IQIIII", 1, 0xFFFF0000, 0xC0000001, 3, 1, 1)
+    saved = struct.pack("<III", 7, 4096, 0)
+    path = write_events(tmp_path / "vfp.etl", vfp.PROVIDER, [(355, 0, save_failed), (304, 0, subscribe), (358, 0, saved)])
+    kinds = by_kind(scan_facts(path).facts)
+    got = sorted((e.event_name, e.status) for e in kinds["provider_event"])
+    assert got == [("IpSubscribe", 0xC0000001), ("SaveFailed", None)]
+
+
+def test_a_mapping_reads_its_ipv6_addresses_only_when_their_length_is_not_zero():
+    # 251 AddMappingV4V4: PortId, SpaceId, MappingType, CustomerIpv4Addr, CustomerIpv6AddrLength, [CustomerIpv6Addr
+    # when that length > 0], ProviderIpv4Addr, ProviderIpv6AddrLength, [ProviderIpv6Addr], MacAddr,
+    # CustomerMacAddr, IsolationId, Flags, three BOOLs (the NetMon parser's switch on the lengths)
+    def mapping(provider_v6: bytes) -> bytes:
+        return (struct.pack("<I", 7) + wstr("space") + bytes([0]) + ip("10.0.0.5") + struct.pack("<I", 0)
+                + ip("192.168.50.4") + struct.pack("<I", len(provider_v6)) + provider_v6 + wstr("00-15-5D-00-00-05")
+                + wstr("00-15-5D-00-00-05") + struct.pack("<IIIII", 5001, 0, 1, 0, 0))
+    without = vfp.decode(251, 0, memoryview(mapping(b"")))
+    assert (without["customer_ipv6_addr"], without["provider_ipv6_addr"], without["isolation_id"]) == (None, None, 5001)
+    v6 = ipaddress.IPv6Address("fd00::4")
+    with_v6 = vfp.decode(251, 0, memoryview(mapping(v6.packed)))
+    assert (with_v6["customer_ipv6_addr"], with_v6["provider_ipv6_addr"]) == (None, str(v6))

@@ -11,6 +11,7 @@ test-side ``manifest_sources``, which shares nothing with diag/ or diag/synth):
 
 from __future__ import annotations
 
+import ipaddress
 import struct
 
 import pytest
@@ -255,9 +256,12 @@ def _build_npl(fields: list[ms.SourceField], port_name: str | None = None) -> tu
     """A payload laid out as the parser's ``fields`` say (``port_name``: the leading port id written as a
     NUL-terminated name, as current hosts do), and what was written into each field, by source name."""
     out, values = bytearray(), {}
+    counts = {length for _, _, length in fields if length}  # fields that size a later one
     for i, (in_type, name, length) in enumerate(fields):
         value = 0x10 + i
-        if i == 0 and port_name is not None and name.endswith("PortId"):
+        if name in counts:  # the length of a counted string: its characters, not recorded as a value
+            out += struct.pack("<I", 3)
+        elif i == 0 and port_name is not None and name.endswith("PortId"):
             out += port_name.encode("utf-16-le") + b"\x00\x00"
             values[name[:-2] + "Name"] = port_name
         elif in_type == "UINT8":
@@ -278,6 +282,12 @@ def _build_npl(fields: list[ms.SourceField], port_name: str | None = None) -> tu
         elif in_type == "BOOL":
             out += struct.pack("<I", 1)
             values[name] = True
+        elif in_type in ("UINT64", "INT64", "EtlPtr"):
+            out += struct.pack("<Q", 0x1000_0000_0000 + i)
+            values[name] = 0x1000_0000_0000 + i
+        elif in_type == "UnicodeString" and length:
+            out += "msg".encode("utf-16-le")  # counted: no terminator
+            values[name] = "msg"
         elif in_type == "UnicodeString":
             text = f"{name}-{i}"
             out += text.encode("utf-16-le") + b"\x00\x00"
@@ -286,8 +296,9 @@ def _build_npl(fields: list[ms.SourceField], port_name: str | None = None) -> tu
             out += bytes([10, 1, 2, i])
             values[name] = f"10.1.2.{i}"
         elif in_type == "IPv6Address":
-            out += bytes([0xFD] + [0] * 14 + [i])
-            values[name] = f"fd00::{i:x}"
+            raw = bytes([0xFD] + [0] * 14 + [i])
+            out += raw
+            values[name] = str(ipaddress.IPv6Address(raw))
         elif in_type == "BLOB":
             out += b"\xAA\xBB\xCC"
             values[name] = "aabbcc"
@@ -296,16 +307,24 @@ def _build_npl(fields: list[ms.SourceField], port_name: str | None = None) -> tu
     return bytes(out), values
 
 
+_PORT_NAME = "6B4A85CC-55A1-4C9F-8C85-44C2A33AAE4A"
+
+
 def _vfp_cases():
     if not ms.available():
         return []
     events = ms.npl_events("etl_vfpext.npl")
-    return [pytest.param(key, id=f"vfpext-{key[0]}") for key in sorted(vfp.LAYOUTS) if key in events]
+    cases = []
+    for key in sorted(vfp.LAYOUTS):
+        if key in events:
+            cases.append(pytest.param(key, None, id=f"vfpext-{key[0]}"))
+            if len(vfp.LAYOUTS[key]) > 1:  # the event starts with a port id: the port-name form too
+                cases.append(pytest.param(key, _PORT_NAME, id=f"vfpext-{key[0]}-port-name"))
+    return cases
 
 
 @needs_manifests
-@pytest.mark.parametrize("key", _vfp_cases())
-@pytest.mark.parametrize("port_name", [None, "6B4A85CC-55A1-4C9F-8C85-44C2A33AAE4A"])
+@pytest.mark.parametrize("key,port_name", _vfp_cases())
 def test_a_vfp_payload_built_from_the_netmon_parser_decodes_as_listed(key, port_name):
     fields = ms.npl_events("etl_vfpext.npl")[key]
     payload, values = _build_npl(fields, port_name)

@@ -16,6 +16,8 @@ payload order, compiled once into a list of readers. Kinds:
     bin / mac / ip / sockaddr   bytes sized by an earlier field (``length_field``): hex text, a MAC,
                                 an IP address (4 or 16 bytes; empty: None), a SOCKADDR_IN/IN6 as
                                 ``{"address", "port"}``
+    ipv6_if                     16 bytes as an IPv6 address when an earlier field (``length_field``) is
+                                not zero, else absent (None): NetMon's ``switch { case X > 0: ... }``
 
 ``decode_layout`` insists that the layout consumes the payload exactly: a payload with bytes left
 over, or too short, raises ``WireError`` (a wrong layout must not produce plausible values).
@@ -167,6 +169,17 @@ def _sized(name: str, kind: str, length_field: str) -> Reader:
     return read
 
 
+def _ipv6_if(name: str, length_field: str) -> Reader:
+    def read(p: memoryview, pos: int, out: dict, _units: str) -> int:
+        if not out[length_field]:
+            out[name] = None
+            return pos
+        _need(p, pos, 16, name)
+        out[name] = str(ipaddress.IPv6Address(bytes(p[pos:pos + 16])))
+        return pos + 16
+    return read
+
+
 _SIMPLE = {"guid": _guid, "wstr": _wstr, "cstr": _cstr, "counted_wstr": _counted_wstr, "ipv4": _ipv4,
            "ipv6": _ipv6, "port": _port, "mac6": _mac6}
 
@@ -183,6 +196,8 @@ def compile_layout(layout: Layout, pointer_size: int = 8) -> list[Reader]:
             readers.append(_SIMPLE[kind](name))
         elif kind in _SIZED:
             readers.append(_sized(name, kind, field[2]))
+        elif kind == "ipv6_if":
+            readers.append(_ipv6_if(name, field[2]))
         else:
             raise ValueError(f"layout {layout.name}: unknown field kind {kind!r}")
     return readers

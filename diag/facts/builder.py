@@ -35,7 +35,7 @@ from diag.facts.pktmon import (
     tcp_facts,
 )
 from diag.facts.tables import load_catalogue, provider_entry
-from diag.facts.vfp import VfpCollector
+from diag.facts.vfp import MODELLED_EVENTS as VFP_MODELLED, VfpCollector
 from diag.facts.vswitch import VSwitchCollector
 from diag.read.logfile import LogfileHeader
 
@@ -50,7 +50,8 @@ _NETWORKING_PROVIDER = re.compile(
     r"|kernel-network", re.IGNORECASE)
 # events of the providers known only by their messages (LBFO) whose name says the team is in trouble
 _TROUBLE_NAME = re.compile(r"fail|drop|conflict|churn|disconnect", re.IGNORECASE)
-_STATUS_FIELDS = ("status", "Status", "HResult", "hresult", "Result", "ErrorCode", "error")
+_STATUS_FIELDS = ("status", "Status", "HResult", "hresult", "Result", "ErrorCode", "error", "failed_reason",
+                  "FailedReason")
 INTERNAL_PROVIDERS = frozenset({"68fdd900-4a3e-11d1-84f4-0000f80464e3", "bbccf6c1-6cd1-48c4-80ff-839482e37671"})
 
 
@@ -104,13 +105,13 @@ class FactBuilder:
                 self._collector_error(decoded, exc)
         elif decoded.provider == vfp.PROVIDER:
             self.evidence_events += 1
-            if decoded.event_id in vfp.EVENT_NAMES:  # our layouts' events, whichever layer decoded them
+            if decoded.event_id in VFP_MODELLED:  # whichever layer decoded them
                 try:
                     self.vfp.event(decoded.event_id, decoded.event_name or str(decoded.event_id), decoded.fields,
                                    record)
                 except (KeyError, TypeError, ValueError) as exc:
                     self._collector_error(decoded, exc)
-            else:  # events no public layout describes, decoded from the trace's own schema
+            else:  # its state events, and those no public layout describes (decoded from the trace's schema)
                 self._other(decoded, record)
         elif decoded.provider in OTHER_PROVIDERS:
             self.evidence_events += 1

@@ -38,6 +38,9 @@ RULE_EVENTS = vfp.RULE_MATCH_EVENTS | vfp.RULE_AUDIT_EVENTS | vfp.RULE_NO_MATCH_
 ENCAP_RULE_TYPES = frozenset({9, 17})  # MapEncap, RouteEncap (VFPEXT_MapRuleType)
 BLOCK_RULE_TYPE = 2
 TRANSFORM_EVENTS = frozenset({151, 152, 153, 154, 155, 156})
+# the events the collector reads; VfpExt's other events (state, QoS, save / restore) are judged by the fact
+# builder as any SDN provider's are: by their status or a failure in their name
+MODELLED_EVENTS = vfp.DROP_EVENTS | RULE_EVENTS | TRANSFORM_EVENTS | vfp.NAT_BINDING_EVENTS
 Sample = Annotated[list[dict[str, Scalar]], Field(max_length=SAMPLES)]
 Evidence = Annotated[list[dict[str, Scalar]], Field(max_length=8)]
 
