@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import ipaddress
 import struct
-import uuid
 
 from factscan import by_kind, scan_facts
 from payloads import write_events
@@ -169,7 +168,6 @@ def test_a_schema_the_trace_carries_wins_over_the_candidate_layouts(tmp_path):
 def test_the_decoder_reads_the_port_id_form_before_the_port_name_form():
     numbered = struct.pack("<IB", 5, 1)  # port id 5 also reads as the one-character name "\x05"
     assert vfp.decode(155, 0, memoryview(numbered)) == {"port_id": 5, "direction": 1}
-    assert uuid.UUID(PORT)  # the form current hosts write: a GUID-like name
     named = vfp.decode(155, 0, memoryview(wstr(PORT) + bytes([1])))
     assert named["port_name"] == PORT and "unconfirmed" in named["layout_note"]
 
@@ -198,3 +196,17 @@ def test_a_mapping_reads_its_ipv6_addresses_only_when_their_length_is_not_zero()
     v6 = ipaddress.IPv6Address("fd00::4")
     with_v6 = vfp.decode(251, 0, memoryview(mapping(v6.packed)))
     assert (with_v6["customer_ipv6_addr"], with_v6["provider_ipv6_addr"]) == (None, str(v6))
+
+
+def test_flows_past_the_limit_of_a_group_are_counted_not_dropped_silently():
+    from diag.facts.vfp import MAX_FLOWS
+
+    collector = VfpCollector()
+    extra = 3
+    for n in range(MAX_FLOWS + extra):
+        collector.event(101, "V4RuleMatch", {"port_name": PORT, "direction": 0, "layer_id": "L", "group_id": "G",
+                                             "rule_id": "R", "rule_type": 2, "src_ipv4_addr": "10.0.0.5",
+                                             "dst_ipv4_addr": "10.0.0.20", "src_port": 1024 + n, "dst_port": 1433,
+                                             "ip_protocol": 6, "is_tcp_syn": True, "status": 0}, _Record())
+    (rule,) = [f for f in collector.facts([]) if f.kind == "vfp_rule"]
+    assert rule.count == MAX_FLOWS + extra and collector.cuts.count == extra

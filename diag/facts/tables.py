@@ -45,6 +45,13 @@ class ProviderEvents(_Strict):
     value_maps: dict[str, ValueMap]
 
 
+def _require_known(sources: dict[str, str], named: list[tuple[str, str]]) -> None:
+    """Every (where, source) names a key of ``sources``; the first that does not is the error."""
+    for where, source in named:
+        if source not in sources:
+            raise ValueError(f"{where}: unknown source {source!r}")
+
+
 class EventCatalogue(_Strict):
     schema_: Annotated[int, Field(alias="schema")]
     sources: dict[str, NonEmpty]
@@ -53,13 +60,11 @@ class EventCatalogue(_Strict):
 
     @model_validator(mode="after")
     def _sources_known(self) -> "EventCatalogue":
-        for key, provider in self.providers.items():
-            for event_id, event in provider.events.items():
-                if event.source not in self.sources:
-                    raise ValueError(f"providers.{key}.events.{event_id}: unknown source {event.source!r}")
-            for name, vmap in provider.value_maps.items():
-                if vmap.source not in self.sources:
-                    raise ValueError(f"providers.{key}.value_maps.{name}: unknown source {vmap.source!r}")
+        _require_known(self.sources, [
+            *((f"providers.{key}.events.{event_id}", event.source)
+              for key, provider in self.providers.items() for event_id, event in provider.events.items()),
+            *((f"providers.{key}.value_maps.{name}", vmap.source)
+              for key, provider in self.providers.items() for name, vmap in provider.value_maps.items())])
         return self
 
 
@@ -85,10 +90,8 @@ class LayoutSources(_Strict):
 
     @model_validator(mode="after")
     def _sources_known(self) -> "LayoutSources":
-        for key, provider in self.providers.items():
-            for source in (provider.source, *provider.unsourced.values()):
-                if source not in self.sources:
-                    raise ValueError(f"providers.{key}: unknown source {source!r}")
+        _require_known(self.sources, [(f"providers.{key}", source) for key, provider in self.providers.items()
+                                      for source in (provider.source, *provider.unsourced.values())])
         return self
 
 

@@ -189,12 +189,15 @@ class _Group:
         self.flows: set[tuple] = set()
         self.evidence: list[dict] = []
 
-    def add(self, record: Any, flow: dict, ev: dict) -> None:
+    def add(self, record: Any, flow: dict, ev: dict, cuts: Cuts) -> None:
         self.span.add(record.filetime)
         key = flow_key(flow)
-        if key is not None and len(self.flows) < MAX_FLOWS and key not in self.flows:
-            self.flows.add(key)
-            keep(self.samples, flow, SAMPLES)
+        if key is not None and key not in self.flows:
+            if len(self.flows) < MAX_FLOWS:
+                self.flows.add(key)
+                keep(self.samples, flow, SAMPLES)
+            else:  # not remembered for the join with pktmon: counted in the trace's not_kept
+                cuts.count += 1
         keep(self.evidence, ev)
 
 
@@ -216,7 +219,7 @@ class VfpCollector:
             key = (port, direction, name, f.get("reason"))
             group = self.drops.slot(key, _Group)
             if group is not None:
-                group.add(record, _flow(f), ev)
+                group.add(record, _flow(f), ev, self.cuts)
             if state is not None:
                 state["drops"] += 1
         elif event_id in RULE_EVENTS:
@@ -245,7 +248,7 @@ class VfpCollector:
                f.get("status"))
         group = self.rules.slot(key, _Group)
         if group is not None:
-            group.add(record, _flow(f), ev)
+            group.add(record, _flow(f), ev, self.cuts)
         if state is not None and outcome == "matched":
             state["rule_matches"] += 1
             state["blocked"] += rule_type == BLOCK_RULE_TYPE
