@@ -15,6 +15,7 @@ from typing import Callable
 
 from diag.decode import pktmon
 from diag.engine import load_rules, run_rules, select_rules
+from diag.engine.child import DEFAULT_MEMORY_MB, Limits
 from diag.engine.quality_gate import apply_quality_gate
 from diag.errors import AnalysisFailed, BadInputError
 from diag.facts.models import TraceQuality
@@ -23,12 +24,14 @@ from diag.inspect import Scan, TraceSummary, inspect_trace, scan_trace
 from diag.report import HostInfoFile, RunReport, TraceInfo, parse_formats, render
 from diag.report.model import fact_records, utc_now
 from diag.report.pcapng import export_finding_pcaps
+from diag.report.redact import Redactor, redact_data, redact_run
 from diag.resources import data_dir
-from diag.store import check_writable, fingerprint_files, load_run, redaction_key, save_run
+from diag.store import can_create_in, check_writable, fingerprint_files, load_run, redaction_key, save_run
 
 Progress = Callable[[int, int], None]
 # exit codes of ``check``: stable, documented in the README
 EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR, EXIT_INCONCLUSIVE = 0, 1, 2, 3
+EXIT_INTERNAL, EXIT_INTERRUPTED = 4, 130  # a bug of ours (never 0 or 1); Ctrl-C (128 + SIGINT, as shells do)
 
 
 class Severity(str, Enum):
@@ -43,9 +46,35 @@ class Severity(str, Enum):
         return list(Severity).index(self)
 
 
-def inspect(path: str | Path, progress: Progress | None = None) -> TraceSummary:
-    """Summarise a trace: header, providers/events, read and decode coverage, pktmon components and drops."""
-    return inspect_trace(path, progress)
+def inspect(path: str | Path, progress: Progress | None = None, *, redact: bool = False,
+            redact_key: bytes | None = None) -> TraceSummary:
+    """Summarise a trace: header, providers/events, read and decode coverage, pktmon components and drops.
+
+    ``redact`` pseudonymizes the file's path, the logger's name and file, and the components' names,
+    addresses and properties as ``check --redact`` does (a random key unless ``redact_key``); provider,
+    event and drop reason names are Windows' own and stay.
+    """
+    summary = inspect_trace(path, progress)
+    return redact_summary(summary, Redactor(redact_key)) if redact else summary
+
+
+def redact_message(message: str, paths: list[str | Path] = ()) -> str:
+    """An error message of a redacted run: the files it names (``paths``, and any absolute path) and any
+    address become pseudonyms. (A fresh key: the message may come before any database is usable.)"""
+    redactor = Redactor()
+    for path in sorted(map(str, paths), key=len, reverse=True):
+        if path:
+            message = message.replace(path, redactor.path(path))
+    return redact_data({"message": message}, redactor)["message"]
+
+
+def redact_summary(summary: TraceSummary, redactor: Redactor) -> TraceSummary:
+    data = summary.model_dump(mode="json", by_alias=True)
+    providers = data.pop("providers")
+    reasons = data["pktmon"].pop("drops_by_reason")
+    data = redact_data(data, redactor)
+    data["providers"], data["pktmon"]["drops_by_reason"] = providers, reasons
+    return TraceSummary.model_validate(data)
 
 
 def render_inspect_text(s: TraceSummary) -> str:
@@ -114,13 +143,14 @@ def _when(value) -> str:
 # -- check ------------------------------------------------------------------------------------------
 
 # A rule phase takes well under a second on real traces; a user's Python rule that hangs must not
-# hang the check: past this the run is "analysis failed".
+# hang the check: past this the run is "analysis failed" (or, for the user's rules, "not run").
 RULES_TIMEOUT = 600.0
+RULES_MEMORY_MB = DEFAULT_MEMORY_MB
 
 
 @dataclass(frozen=True)
 class CheckResult:
-    run: RunReport
+    run: RunReport  # as every output shows it: pseudonymized when the check was --redact (the database keeps it whole)
     run_id: str
     db_path: Path
     report_path: Path  # the Markdown report if written, else the first file written
@@ -167,10 +197,13 @@ def check(
     case_id: str | None = None,
     redact: bool = False,
     pcap_dir: str | Path | None = None,
+    rules_timeout: float | None = RULES_TIMEOUT,
+    rules_memory_mb: int | None = RULES_MEMORY_MB,
 ) -> CheckResult:
     """Read a trace, build facts, run the rules pack (plus ``rule_dirs``), store the run, write the report.
 
-    ``only``/``skip`` select rules by id or tag. Raises ``BadTraceError``/``BadInputError`` for
+    ``only``/``skip`` select rules by id or tag. Each rules worker (the shipped pack's, and the one for
+    ``rule_dirs``) may take ``rules_timeout`` seconds and ``rules_memory_mb`` MiB (None: unbounded). Raises ``BadTraceError``/``BadInputError`` for
     unusable input (nothing is stored), and ``AnalysisFailed`` when the rules could not run; that
     failed run is stored and reported first.
     """
@@ -181,8 +214,9 @@ def check(
     all_rule_dirs = [data_dir("rules"), *map(Path, rule_dirs)]
     if only or skip:  # refuse a typo in a rule id or tag before the long read
         select_rules(load_rules(all_rule_dirs)[0], only, skip)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise BadInputError("--out is not a directory", out_dir)
+    _check_out_dir(out_dir, "--out")
+    if pcap_dir is not None:
+        _check_out_dir(Path(pcap_dir), "--pcap")
     check_writable(db_path)
     formats = parse_formats(report_formats)  # a typo in --report: exit 2 before the long read
     if pcap_dir is not None and redact:
@@ -193,11 +227,13 @@ def check(
     facts = build_facts(scan, info)
     failure = None
     try:
-        result = run_rules(facts, all_rule_dirs, only=only or None, skip=skip or None, timeout=RULES_TIMEOUT)
+        result = run_rules(facts, all_rule_dirs, only=only or None, skip=skip or None, timeout=Limits(rules_timeout, rules_memory_mb))
         result = result.model_copy(update={"findings": apply_quality_gate(result.findings)})
     except AnalysisFailed as exc:
         failure, result = str(exc), None
-    host_files = [HostInfoFile(path=str(p), sha256=_sha256(Path(p)), size=Path(p).stat().st_size) for p in host_info]
+    notes = info.warnings if info is not None else []
+    host_files = [HostInfoFile(path=str(p), sha256=_sha256(Path(p)), size=Path(p).stat().st_size,
+                               warnings=[w for w in notes if w.startswith(f"{p}:")]) for p in host_info]
     fields = dict(started=started, quality=_quality(scan), arguments={"argv": arguments or []},
                   case_id=case_id, rules_version=fingerprint_files(all_rule_dirs), host_info=host_files,
                   facts=fact_records(facts),
@@ -209,13 +245,28 @@ def check(
     run_id = save_run(db_path, run)
     if run_id != run.run_id:  # the same analysis is stored already: report that run
         run = load_run(db_path, run_id)
-    reports = render(run, formats, out_dir, redact=redact, redact_key=redaction_key(db_path) if redact else None)
+    key = redaction_key(db_path) if redact else None
+    try:
+        reports = render(run, formats, out_dir, redact=redact, redact_key=key)
+    except BadInputError as exc:
+        raise BadInputError(f"{exc.message}; the run itself was stored: {run_id} in {db_path} (write the reports "
+                            f"again with: wnvdiag report {run_id} --db {db_path} --out DIR)", exc.path) from None
     report_path = (reports.get("md") or next(iter(reports.values())))[0]
     pcaps = export_finding_pcaps(path, run, pcap_dir) if pcap_dir is not None else {}
+    shown = redact_run(run, redactor=Redactor(key)) if redact else run  # what stdout and stderr may say, too
     if failure is not None:
-        raise AnalysisFailed(f"analysis failed, no conclusion (run {run_id} stored, report {report_path}): {failure}",
-                             path)
-    return CheckResult(run, run_id, db_path, report_path, threshold, reports, pcaps)
+        raise AnalysisFailed(f"analysis failed, no conclusion (run {run_id} stored, report {report_path}): "
+                             f"{shown.failure}", shown.trace.path)
+    return CheckResult(shown, run_id, db_path, report_path, threshold, reports, pcaps)
+
+
+def _check_out_dir(directory: Path, option: str) -> None:
+    """Refuse, before the long read, a directory that cannot take the files (it may not exist yet)."""
+    if directory.exists() and not directory.is_dir():
+        raise BadInputError(f"{option} is not a directory", directory)
+    existing = next((p for p in (directory, *directory.absolute().parents) if p.exists()), None)
+    if existing is not None and not can_create_in(existing):
+        raise BadInputError(f"{option}: cannot write files here", directory)
 
 
 def build_facts(scan: Scan, host_info=None) -> list:
@@ -230,7 +281,8 @@ def _quality(scan: Scan) -> TraceQuality:
     s = scan.summary
     return TraceQuality(
         events_lost=s.header.events_lost, buffers_lost=s.header.buffers_lost,
-        records_undecoded=s.decode.undecodable_records + s.decode.decode_errors + s.pktmon.malformed_packet_events,
+        records_undecoded=(s.decode.undecodable_records + s.decode.decode_errors + s.pktmon.malformed_packet_events
+                           + s.read.records_bad_time),
         buffers_skipped=s.read.buffers_skipped + s.read.buffers_with_broken_records, truncated=s.read.truncated,
     )
 
@@ -281,8 +333,12 @@ def render_check_text(result: CheckResult) -> str:
         lines.append(f"  Trace quality: {q.events_lost} events and {q.buffers_lost} buffers lost by the session, "
                      f"{q.buffers_skipped} buffers unreadable, {q.records_undecoded} records undecoded"
                      + (", file truncated" if q.truncated else ""))
+    for h in run.host_info:
+        lines += [f"  HOST INFO: {w}" for w in h.warnings]
+    found = {f.rule_id for f in run.findings}
     for e in run.rule_errors:
-        lines.append(f"  RULE ERROR {e.rule_id} ({e.file}): {e.message} - this rule did not run")
+        consequence = "its finding above may be incomplete" if e.rule_id in found else "this rule did not run"
+        lines.append(f"  RULE ERROR {e.rule_id} ({e.file}): {e.message} - {consequence}")
     for e in run.engine_errors:
         lines.append(f"  ENGINE ERROR: {e}")
     lines.append(f"  Stored in {result.db_path}; report {result.report_path}")

@@ -1,7 +1,7 @@
 """The ``wnvdiag`` command: a thin typer layer over ``diag.api``.
 
 Exit codes are stable: 0 no findings at or above the threshold, 1 findings, 2 error, 3 inconclusive (the trace
-or the rules could not answer).
+or the rules could not answer), 4 internal error (a bug: one line, details in a file), 130 interrupted.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from enum import IntEnum
 from pathlib import Path
 from typing import Iterator
 
+import click
 import typer
 
 from diag import __version__, api
@@ -20,6 +21,7 @@ from diag.commands.rules import app as rules_app
 from diag.commands.runs import register as register_run_commands
 from diag.commands.synth import app as synth_app
 from diag.errors import DiagError
+from diag.commands.output import echo, fail
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Read Windows network-virtualization ETL traces and diagnose them.")
@@ -33,15 +35,16 @@ class Exit(IntEnum):
     FINDINGS = api.EXIT_FINDINGS
     ERROR = api.EXIT_ERROR
     INCONCLUSIVE = api.EXIT_INCONCLUSIVE
+    INTERNAL = api.EXIT_INTERNAL
+    INTERRUPTED = api.EXIT_INTERRUPTED
 
 
 def _fail(message: str) -> None:
-    typer.echo(f"wnvdiag: error: {message}", err=True)
-    raise typer.Exit(Exit.ERROR)
+    fail(message)
 
 
 @contextmanager
-def _progress(path: Path, quiet: bool) -> Iterator[api.Progress | None]:
+def _progress(path: Path, quiet: bool, redact: bool = False) -> Iterator[api.Progress | None]:
     """A rich progress bar on stderr for reads that take a while; nothing when quiet or piped."""
     if quiet or not sys.stderr.isatty():
         yield None
@@ -50,7 +53,7 @@ def _progress(path: Path, quiet: bool) -> Iterator[api.Progress | None]:
 
     with Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(),
                   TransferSpeedColumn(), TimeRemainingColumn(), transient=True, console=None) as bar:
-        task = bar.add_task(f"reading {path.name}", total=None)
+        task = bar.add_task("reading the trace" if redact else f"reading {path.name}", total=None)
 
         def update(done: int, total: int) -> None:
             bar.update(task, completed=done, total=total)
@@ -60,7 +63,7 @@ def _progress(path: Path, quiet: bool) -> Iterator[api.Progress | None]:
 
 def _version(value: bool) -> None:
     if value:
-        typer.echo(f"wnvdiag {__version__}")
+        echo(f"wnvdiag {__version__}")
         raise typer.Exit()
 
 
@@ -75,17 +78,19 @@ def inspect(
     trace: Path = typer.Argument(..., help="ETL file from pktmon or netsh trace."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON (schema wnvdiag.inspect/1)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    redact: bool = typer.Option(False, "--redact", help="Replace the path, the logger's name, and the components' "
+                                                        "names, IPs and MACs with pseudonyms."),
 ) -> None:
     """What is in a trace: header, providers and events, what could not be read, pktmon's view."""
     try:
-        with _progress(trace, quiet or as_json) as progress:
-            summary = api.inspect(trace, progress=progress)
+        with _progress(trace, quiet or as_json, redact) as progress:
+            summary = api.inspect(trace, progress=progress, redact=redact)
     except DiagError as exc:
-        _fail(str(exc))
+        _fail(api.redact_message(str(exc), [trace]) if redact else str(exc))
     if as_json:
-        typer.echo(summary.model_dump_json(by_alias=True, indent=2))
+        echo(json.dumps(summary.model_dump(mode="json", by_alias=True), indent=2))  # ASCII: no raw controls
     else:
-        typer.echo(api.render_inspect_text(summary))
+        echo(api.render_inspect_text(summary))
 
 
 @app.command()
@@ -110,28 +115,81 @@ def check(
     redact: bool = typer.Option(False, "--redact", help="Replace IPs, MACs, host/user/switch/adapter names and paths "
                                                         "in the reports with consistent pseudonyms."),
     pcap: Path = typer.Option(None, "--pcap", metavar="DIR", help="Write one evidence pcapng per finding with drops."),
+    rules_timeout: float = typer.Option(api.RULES_TIMEOUT, "--rules-timeout", metavar="SECONDS", min=1,
+                                        help="Stop a rules worker that runs longer (the run is then incomplete)."),
+    rules_memory: int = typer.Option(api.RULES_MEMORY_MB, "--rules-memory", metavar="MB", min=64,
+                                     help="Address-space limit of each rules worker."),
 ) -> None:
     """Read the trace, run the rules, store the run and write the reports (Markdown by default)."""
     try:
-        with _progress(trace, quiet or as_json) as progress:
+        with _progress(trace, quiet or as_json, redact) as progress:
             result = api.check(trace, rule_dirs=rules, host_info=host_info, only=only, skip=skip, db_path=db, out_dir=out, threshold=threshold,
                                progress=progress, arguments=sys.argv[1:],
-                               report_formats=report, case_id=case, redact=redact, pcap_dir=pcap)
+                               report_formats=report, case_id=case, redact=redact, pcap_dir=pcap,
+                               rules_timeout=rules_timeout, rules_memory_mb=rules_memory)
     except DiagError as exc:
-        _fail(str(exc))
+        _fail(api.redact_message(str(exc), [trace, *host_info]) if redact else str(exc))
     if as_json:
-        typer.echo(json.dumps(result.as_json(), indent=2, default=str))
+        echo(json.dumps(result.as_json(), indent=2, default=str))
     elif not quiet:
-        typer.echo(api.render_check_text(result))
+        echo(api.render_check_text(result))
     raise typer.Exit(result.exit_code)
 
 
 def main() -> None:
+    """The console entry point: every way out has its documented exit code, none is a bare traceback."""
     try:
-        app()
-    except KeyboardInterrupt:
-        typer.echo("wnvdiag: interrupted", err=True)
-        sys.exit(Exit.ERROR)
+        code = app(standalone_mode=False)
+        if code == Exit.INTERRUPTED:  # typer's own handling of Ctrl-C: it returns 130 and says nothing
+            code = _interrupted()
+    except (*_CLICK.Abort, KeyboardInterrupt):  # Ctrl-C
+        code = _interrupted()
+    except _CLICK.ClickException as exc:  # usage errors: click's own message, code 2
+        exc.show()
+        code = exc.exit_code
+    except _CLICK.Exit as exc:  # typer turns Ctrl-C into Exit(130), silently
+        code = _interrupted() if isinstance(exc.__cause__, KeyboardInterrupt) else exc.exit_code
+    except OSError as exc:  # the environment: a file that cannot be written, a full disk
+        where = f"{exc.filename}: " if exc.filename else ""
+        echo(f"wnvdiag: error: {where}{exc.strerror or exc}", err=True)
+        code = Exit.ERROR
+    except Exception as exc:  # noqa: BLE001 - a bug of ours: one line, details in a file, never code 0 or 1
+        code = _internal_error(exc)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def _classes(name: str) -> tuple[type, ...]:
+    """click's exception class ``name``, and typer's own or its copy of click's, where they exist."""
+    places = [click.exceptions, typer, getattr(getattr(typer, "_click", None), "exceptions", None)]
+    return tuple({getattr(m, name) for m in places if m is not None and isinstance(getattr(m, name, None), type)})
+
+
+class _CLICK:
+    Abort = _classes("Abort")
+    ClickException = _classes("ClickException")
+    Exit = _classes("Exit")
+
+
+def _interrupted() -> int:
+    echo("wnvdiag: interrupted (a run is stored whole or not at all; reports are written whole or not at all)",
+         err=True)
+    return Exit.INTERRUPTED
+
+
+def _internal_error(exc: Exception) -> int:
+    import tempfile
+    import traceback
+
+    details = "".join(traceback.format_exception(exc))
+    try:
+        with tempfile.NamedTemporaryFile("w", prefix="wnvdiag-crash-", suffix=".txt", delete=False) as fh:
+            fh.write(f"wnvdiag {__version__}\nargv: {sys.argv!r}\n\n{details}")
+            where = f"details in {fh.name}"
+    except OSError:
+        where = "no file could be written for the details"
+    echo(f"wnvdiag: internal error: {type(exc).__name__}: {' '.join(str(exc).split())[:300]} ({where}); "
+         "please report it", err=True)
+    return Exit.INTERNAL
 
 
 if __name__ == "__main__":

@@ -82,6 +82,7 @@ class ReadInfo(_Model):
     truncated: bool
     first_event: datetime | None
     last_event: datetime | None
+    records_bad_time: int = 0  # timestamps that are no date (damaged records); their time is unknown
     warnings: list[str]
 
 
@@ -193,6 +194,8 @@ def _scan(trace: Trace, progress: Callable[[int, int], None] | None, builder: Fa
     # records carry times too. Zero (no time) is left out.
     first_raw, last_raw = _NO_TIME, 0
     clock = trace.clock
+    raw_min, raw_max = clock.raw_min, clock.raw_max
+    bad_time = 0  # records whose timestamp is no date at all (damaged): their time is unknown
     records = 0
     for buf in trace.buffers():
         buffer_types[buf.type] += 1
@@ -205,10 +208,14 @@ def _scan(trace: Trace, progress: Callable[[int, int], None] | None, builder: Fa
                     and not _U16(data, off + 4)[0] & FLAG_EXTENDED_INFO):
                 # PktMon without extended data: the hot path, decoded in place without a Record.
                 ts, event_id, version = _TIME_ID_VERSION(data, off)
-                if ts > last_raw:
-                    last_raw = ts
-                if 0 < ts < first_raw:
-                    first_raw = ts
+                if not raw_min <= ts <= raw_max:
+                    if ts:
+                        bad_time += 1
+                else:
+                    if ts > last_raw:
+                        last_raw = ts
+                    if 0 < ts < first_raw:
+                        first_raw = ts
                 if version != 0:  # layouts of other versions are unknown to the hand-written decoders
                     ok = None
                 elif event_id == pktmon.EVENT_PACKET:
@@ -225,11 +232,14 @@ def _scan(trace: Trace, progress: Callable[[int, int], None] | None, builder: Fa
                     continue
             record = Record(data, off, size, htype, buf.index, clock)
             ts = record.raw_timestamp
-            if ts is not None and ts > 0:
-                if ts > last_raw:
-                    last_raw = ts
-                if ts < first_raw:
-                    first_raw = ts
+            if ts:
+                if not raw_min <= ts <= raw_max:
+                    bad_time += 1
+                else:
+                    if ts > last_raw:
+                        last_raw = ts
+                    if 0 < ts < first_raw:
+                        first_raw = ts
             decoder.learn(record)
             if record.provider == _PKTMON_GUID and record.event_id in pktmon.PACKET_EVENTS and record.version == 0:
                 # packet events that carry extended data items: same digest, slower path
@@ -263,7 +273,8 @@ def _scan(trace: Trace, progress: Callable[[int, int], None] | None, builder: Fa
         header=_header_info(trace),
         read=_read_info(trace, buffer_types, by_header_type, records,
                         None if first_raw == _NO_TIME else clock.to_filetime(first_raw),
-                        None if not last_raw else clock.to_filetime(last_raw)),
+                        None if not last_raw else clock.to_filetime(last_raw), bad_time,
+                        tally.properties_refused),
         decode=decode_info,
         providers=providers,
         pktmon=_pktmon_info(tally, decoder, trace.header.os_build, _PKTMON_GUID in {p.guid for p in providers}),
@@ -277,7 +288,10 @@ def _pktmon_rundown(tally: PktmonDigest, event_id: int, payload: memoryview, err
     except (WireError, ValueError, struct.error) as exc:
         errors.setdefault(event_id, f"PktMon event {event_id}: {exc}")
         return False
-    tally.rundown(event_id, fields)
+    if not tally.rundown(event_id, fields):
+        errors.setdefault(event_id, f"PktMon event {event_id}: property {fields['property']} holds a value of "
+                                    f"another type ({type(fields['value']).__name__})")
+        return False
     return True
 
 
@@ -327,7 +341,8 @@ def _header_info(trace: Trace) -> TraceHeaderInfo:
     )
 
 
-def _read_info(trace, buffer_types, by_header_type, records, first_ts, last_ts) -> ReadInfo:
+def _read_info(trace, buffer_types, by_header_type, records, first_ts, last_ts, bad_time,
+               properties_refused) -> ReadInfo:
     b, r = trace.stats.buffers, trace.stats.records
     return ReadInfo(
         file_size=trace.file_size, buffers_read=b.buffers_read, buffers_compressed=b.buffers_compressed,
@@ -339,7 +354,11 @@ def _read_info(trace, buffer_types, by_header_type, records, first_ts, last_ts) 
         buffers_with_broken_records=r.corrupt_buffers, bytes_unparsed=r.bytes_unparsed, truncated=b.truncated,
         first_event=filetime_to_datetime(first_ts) if first_ts else None,
         last_event=filetime_to_datetime(last_ts) if last_ts else None,
-        warnings=trace.stats.warnings,
+        records_bad_time=bad_time,
+        warnings=trace.stats.warnings + ([f"{bad_time} record(s) carry a timestamp that is no date (damaged); "
+                                          "their time is unknown"] if bad_time else [])
+        + ([f"{properties_refused} pktmon rundown event(s) are damaged (a field missing, or a property value of "
+            "another type than its code says); they were not used"] if properties_refused else []),
     )
 
 

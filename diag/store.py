@@ -6,14 +6,21 @@ of that run behind. Writes go straight to the file given; readers open it read-o
 create it. Saving a run whose trace, rules, host info, case and settings equal those of a stored,
 not-failed run stores nothing and returns the stored run's id (``run_key``): re-runs are
 idempotent. The tables are documented in ``reports/database.md``.
+
+A database is checked before a long analysis (``check_writable``): ours (``APPLICATION_ID``, or an
+older wnvdiag file with our tables only), a newer schema, or another application's file, which is
+refused and left as it was. A new database is built aside and moved into place, so an interrupted
+check never leaves an empty or half-made file. Every SQLite error becomes a one-line ``BadInputError``.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import secrets
 import sqlite3
+import tempfile
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime
@@ -27,10 +34,14 @@ from diag.errors import BadInputError
 from diag.report.model import RunReport
 
 SCHEMA_VERSION = 3
+# SQLite's header field for "which application's file is this" ("WNVD"): set on every database we create,
+# so that someone else's SQLite file given as --db is recognised, refused and never modified.
+APPLICATION_ID = 0x574E5644
 
 __all__ = [
     "FindingRow", "RunDiff", "RunSummary", "SCHEMA_VERSION", "diff_runs", "fingerprint_files", "finding_id",
-    "list_findings", "list_runs", "load_finding", "load_run", "redaction_key", "resolve_run", "run_key", "save_run",
+    "can_create_in", "list_findings", "list_runs", "load_finding", "load_run", "redaction_key", "resolve_run", "run_key",
+    "save_run",
 ]
 
 
@@ -255,9 +266,10 @@ def save_run(db_path: str | Path, run: RunReport | Mapping[str, Any]) -> str:
     data = report.model_dump(mode="json")
     run_id = report.run_id
     key = run_key(report)
-    db = _open_for_write(Path(db_path))
+    path = Path(db_path)
+    db = _open_for_write(path)
     try:
-        _ensure_schema(db, Path(db_path))
+        _ensure_schema(db, path)
         conn = db.conn
         conn.isolation_level = None  # explicit BEGIN IMMEDIATE: the duplicate check and the writes are one unit
         conn.execute("BEGIN IMMEDIATE")
@@ -267,16 +279,40 @@ def save_run(db_path: str | Path, run: RunReport | Mapping[str, Any]) -> str:
                     "SELECT id FROM runs WHERE run_key = ? AND failure IS NULL ORDER BY started LIMIT 1", [key]
                 ).fetchone()
                 if same is not None:
-                    conn.execute("ROLLBACK")
+                    _rollback(conn)
                     return same[0]
             _write_run(conn, report, data, key)
+            conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            _rollback(conn)
             raise
-        conn.execute("COMMIT")
+    except sqlite3.IntegrityError:
+        raise
+    except sqlite3.Error as exc:
+        raise BadInputError(f"cannot store the run ({_sqlite_problem(exc)}); the database was left as it was",
+                            path) from None
     finally:
         db.close()
     return run_id
+
+
+def _rollback(conn: sqlite3.Connection) -> None:
+    """Roll back if a transaction is open; a failing rollback must not hide the error that caused it
+    (a full disk ends the transaction itself: "cannot rollback - no transaction is active")."""
+    try:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+    except sqlite3.Error:
+        pass
+
+
+def _sqlite_problem(exc: sqlite3.Error) -> str:
+    text = str(exc)
+    if "locked" in text or "busy" in text:
+        return f"{text}: another program held it for over {LOCK_WAIT_SECONDS} s"
+    if "full" in text:
+        return f"{text}: no space left for it"
+    return text
 
 
 def _write_run(conn: sqlite3.Connection, report: RunReport, data: dict[str, Any], key: str | None) -> None:
@@ -320,11 +356,11 @@ def _write_run(conn: sqlite3.Connection, report: RunReport, data: dict[str, Any]
 
 
 def list_runs(db_path: str | Path) -> list[RunSummary]:
-    """Every stored run, newest first; an empty list if the database does not exist yet."""
+    """Every stored run, newest first (none in a database made but never written to)."""
     path = Path(db_path)
-    if not path.exists():
-        return []
     with _reading(path, "runs") as db:
+        if "runs" not in db.table_names():
+            return []
         rows = db.query(
             "SELECT * FROM runs ORDER BY started DESC, id DESC"
         )
@@ -379,9 +415,12 @@ def list_findings(
     if severity is not None and severity not in _SEVERITY_ORDER:
         raise BadInputError(f"unknown severity {severity!r} (one of {', '.join(_SEVERITY_ORDER)})")
     if not path.exists():
-        if run is not None:
-            raise BadInputError("no such run database", path)
-        return []
+        raise BadInputError("no such run database", path)
+    with _reading(path, "findings") as db:
+        if "findings" not in db.table_names():
+            if run is not None:
+                raise BadInputError("holds no runs yet", path)
+            return []
     run_id = resolve_run(path, run) if run is not None else None
     where, params = [], []
     if run_id is not None:
@@ -525,8 +564,27 @@ def check_writable(db_path: str | Path) -> None:
     """Fail early, before a long analysis, if ``db_path`` cannot take a run. Creates nothing."""
     path = Path(db_path)
     _check_path(path)
-    if path.exists() and path.stat().st_size > 0:
-        _open_read_only(path).close()
+    if path.exists():
+        if not os.access(path, os.R_OK | os.W_OK):
+            raise BadInputError("cannot write the run database (permission denied)", path)
+        if path.stat().st_size > 0:
+            db = _open_read_only(path)
+            try:
+                _identify(db, path)
+            finally:
+                db.close()
+    if not can_create_in(path.parent):  # also for an existing file: SQLite writes its journal beside it
+        raise BadInputError("cannot write in the run database's directory", path)
+
+
+def can_create_in(directory: Path) -> bool:
+    """Whether a file can be made in ``directory`` now: tried, not guessed from permission bits (root, a
+    read-only mount, a full quota all say otherwise)."""
+    try:
+        with tempfile.TemporaryFile(dir=directory, prefix=".wnvdiag-probe-"):
+            return True
+    except OSError:
+        return False
 
 
 def _check_path(path: Path) -> None:
@@ -536,14 +594,45 @@ def _check_path(path: Path) -> None:
         raise BadInputError("the directory of the run database does not exist", path)
 
 
+LOCK_WAIT_SECONDS = 60  # another check writing: wait for it, not fail
+
+
 def _open_for_write(path: Path) -> sqlite_utils.Database:
     _check_path(path)
     try:
-        conn = sqlite3.connect(str(path), timeout=60)  # another check writing: wait for it, not fail
+        if not path.exists() or path.stat().st_size == 0:
+            _create(path)
+        conn = sqlite3.connect(str(path), timeout=LOCK_WAIT_SECONDS)
         conn.execute("PRAGMA foreign_keys = ON")
     except sqlite3.Error as exc:
         raise BadInputError(f"cannot open the run database ({exc})", path) from None
+    except OSError as exc:
+        raise BadInputError(f"cannot create the run database ({exc.strerror or exc})", path) from None
     return sqlite_utils.Database(conn)
+
+
+def _create(path: Path) -> None:
+    """A new, complete, empty run database at ``path``: built aside, then linked into place (never over a
+    file another check made meanwhile), so that no one ever sees a half-made one."""
+    fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".new", dir=path.parent)
+    os.close(fd)
+    try:
+        db = sqlite_utils.Database(sqlite3.connect(temporary))
+        try:
+            _build_schema(db)
+        finally:
+            db.close()
+        if path.exists() and path.stat().st_size == 0:
+            path.unlink()  # left by an interrupted older wnvdiag, or by sqlite3 itself: empty, nothing to lose
+        try:
+            os.link(temporary, path)
+        except FileExistsError:
+            pass  # another check made it first: use theirs
+        except OSError:
+            os.replace(temporary, path)  # a file system without hard links
+    finally:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
 
 
 @contextmanager
@@ -553,6 +642,7 @@ def _reading(path: Path, what: str) -> Iterator[sqlite_utils.Database]:
         raise BadInputError("no such run database", path)
     db = _open_read_only(path)
     try:
+        _identify(db, path)
         yield db
     except sqlite3.Error as exc:
         raise BadInputError(f"cannot read {what} ({exc})", path) from None
@@ -569,34 +659,58 @@ def _open_read_only(path: Path) -> sqlite_utils.Database:
     return sqlite_utils.Database(conn)
 
 
-def _ensure_schema(db: sqlite_utils.Database, path: Path) -> None:
+def _identify(db: sqlite_utils.Database, path: Path) -> int:
+    """The schema version of a database that is ours (0: empty), or ``BadInputError`` for one that is not."""
     try:
+        app = db.conn.execute("PRAGMA application_id").fetchone()[0]
         version = db.conn.execute("PRAGMA user_version").fetchone()[0]
-        if version > SCHEMA_VERSION:
-            raise BadInputError(
-                f"was written by a newer wnvdiag (schema {version}; this one reads {SCHEMA_VERSION})", path
-            )
+        tables = set(db.table_names())
+    except sqlite3.OperationalError as exc:
+        if "locked" in str(exc) or "busy" in str(exc):
+            raise BadInputError(f"cannot be used now ({_sqlite_problem(exc)}); the database was left as it was",
+                                path) from None
+        raise BadInputError(f"is not a usable run database ({exc})", path) from None
+    except sqlite3.DatabaseError as exc:
+        raise BadInputError(f"is not a usable run database ({exc})", path) from None
+    if app not in (0, APPLICATION_ID):
+        raise BadInputError("is another application's SQLite database; wnvdiag leaves it as it is", path)
+    if app == 0 and tables and (version == 0 or not tables <= set(_TABLES) or "runs" not in tables):
+        raise BadInputError("is an SQLite database, but not a wnvdiag run database; wnvdiag leaves it as it is",
+                            path)
+    if version > SCHEMA_VERSION:
+        raise BadInputError(f"was written by a newer wnvdiag (schema {version}; this one reads {SCHEMA_VERSION})",
+                            path)
+    return version if tables else 0
+
+
+def _ensure_schema(db: sqlite_utils.Database, path: Path) -> None:
+    version = _identify(db, path)
+    try:
         if version == SCHEMA_VERSION and set(_TABLES) <= set(db.table_names()):
             return
-        if version == 0 and set(db.table_names()) - set(_TABLES):
-            raise BadInputError("is an SQLite database, but not a wnvdiag run database", path)
         with db.conn:
             for added_in, tables in sorted(_ADDED_COLUMNS.items()):
                 if 0 < version < added_in:
                     _add_missing_columns(db, tables)
-            for name, spec in _TABLES.items():
-                db[name].create(
-                    spec["columns"],
-                    pk=spec["pk"],
-                    foreign_keys=spec.get("foreign_keys"),
-                    not_null=spec.get("not_null"),
-                    if_not_exists=True,
-                )
-            for table, columns in _INDEXES:
-                db[table].create_index(columns, if_not_exists=True)
-            db.conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            _build_schema(db)
     except sqlite3.DatabaseError as exc:
         raise BadInputError(f"is not a usable run database ({exc})", path) from None
+
+
+def _build_schema(db: sqlite_utils.Database) -> None:
+    for name, spec in _TABLES.items():
+        db[name].create(
+            spec["columns"],
+            pk=spec["pk"],
+            foreign_keys=spec.get("foreign_keys"),
+            not_null=spec.get("not_null"),
+            if_not_exists=True,
+        )
+    for table, columns in _INDEXES:
+        db[table].create_index(columns, if_not_exists=True)
+    db.conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+    db.conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+    db.conn.commit()
 
 
 def _add_missing_columns(db: sqlite_utils.Database, tables: dict[str, dict[str, type]]) -> None:
@@ -610,7 +724,18 @@ def _add_missing_columns(db: sqlite_utils.Database, tables: dict[str, dict[str, 
 def _insert(conn: sqlite3.Connection, table: str, row: dict[str, Any]) -> None:
     columns = ", ".join(f"[{c}]" for c in row)
     marks = ", ".join("?" for _ in row)
-    conn.execute(f"INSERT INTO [{table}] ({columns}) VALUES ({marks})", list(row.values()))
+    conn.execute(f"INSERT INTO [{table}] ({columns}) VALUES ({marks})", [_storable(v) for v in row.values()])
+
+
+def _storable(value: Any) -> Any:
+    """SQLite keeps UTF-8: a lone surrogate (a file name that was not UTF-8, a JSON "\\ud800") is kept as its
+    escape, not refused."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    return value
 
 
 def _json(value: Any) -> str:

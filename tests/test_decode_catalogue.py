@@ -22,7 +22,6 @@ import json
 import re
 import struct
 import sys
-import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -297,14 +296,11 @@ def test_ipv6_events_with_dropped_fields_are_refused():
 # the index and loading
 
 
-def test_index_is_fast_and_loads_one_provider_at_a_time():
+def test_index_loads_one_provider_at_a_time():
+    """Behaviour only; the index's build time is measured in benchmarks/bench_damage.py."""
     had_package = "etl.parsers.etw" in sys.modules
     cat = catalogue.Catalogue()
-    start = time.perf_counter()
     index = cat.index()
-    took = time.perf_counter() - start
-    print(f"index of {len(index)} providers built in {took * 1000:.1f} ms")
-    assert took < 1.0
     assert len(index) > 700
     assert index[KERNEL_NETWORK] == "Microsoft_Windows_Kernel_Network"
     assert cat.provider_name(POWERSHELL) == "Microsoft-Windows-PowerShell"

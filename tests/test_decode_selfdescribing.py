@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import random
 import struct
-import time
 import uuid
 from collections import Counter
 from pathlib import Path
@@ -464,9 +463,9 @@ def test_truncated_tracelogging_schema_and_payload_raise_tdh_error():
 
 
 def test_garbled_tracelogging_bytes_raise_only_tdh_error():
+    """Behaviour only; how fast garbled bytes are refused is measured in benchmarks/bench_damage.py."""
     rng = random.Random(20240602)
     corpus = _tl_corpus()
-    t0 = time.perf_counter()
     for _ in range(3000):
         meta, payload = corpus[rng.randrange(len(corpus))]
         meta, payload = bytearray(meta), bytearray(payload)
@@ -478,7 +477,6 @@ def test_garbled_tracelogging_bytes_raise_only_tdh_error():
             tl.decode(bytes(meta), bytes(payload), rng.choice((4, 8)))
         except _ALLOWED:
             pass
-    assert time.perf_counter() - t0 < 5
 
 
 def _pktmon_infos() -> list[tuple[bytes, list[bytes]]]:
@@ -501,7 +499,6 @@ def _pktmon_infos() -> list[tuple[bytes, list[bytes]]]:
 def test_truncated_and_garbled_event_metadata_raise_only_tdh_error():
     rng = random.Random(7)
     corpus = _pktmon_infos()
-    t0 = time.perf_counter()
     for info, payloads in corpus:
         for cut in range(0, len(info), 7):
             try:
@@ -544,14 +541,13 @@ def test_truncated_and_garbled_event_metadata_raise_only_tdh_error():
             em.parse_map_info(vmap[:cut])
         except _ALLOWED:
             pass
-    assert time.perf_counter() - t0 < 5
 
 
-def test_huge_counts_do_not_hang():
-    # struct[65535] of struct[65535] of UINT8[0]: zero bytes per element, four billion elements.
+def test_huge_counts_are_refused_before_any_element_is_read():
+    # struct[65535] of struct[65535] of UINT8[0]: zero bytes per element, four billion elements. (Were they
+    # walked, this test would not end: how fast the refusal is, is benchmarks/bench_damage.py's business.)
     meta = _tl_meta("Bomb", _tl_field("outer", 24 | 0x20, out=1, count=65535),
                     _tl_field("inner", 24 | 0x20, out=1, count=65535), _tl_field("x", 4 | 0x20, count=0))
-    t0 = time.perf_counter()
     with pytest.raises(TdhError):
         tl.decode(meta, b"")
     # A variable count larger than the payload can hold.
@@ -562,7 +558,6 @@ def test_huge_counts_do_not_hang():
     struct.pack_into("<I", info, 100, 0xFFFFFFFF)
     with pytest.raises(TdhError):
         em.parse_event_info(bytes(info))
-    assert time.perf_counter() - t0 < 2
 
 
 def test_bad_metadata_shapes():

@@ -106,3 +106,39 @@ def test_hostile_strings_neither_run_nor_fetch(tmp_path):
     dom, console, requests = load(page, tmp_path)
     assert console == [] and requests == []
     assert "<img" not in dom and dom.count("<script") == 1
+
+
+NASTY = ("\x1b]0;owned\x07\x1b[2J[x](http://evil.example/)![](http://evil.example/t.png)\x00\u202eevil\ud800"
+         "=HYPERLINK(\"http://evil.example\")")
+
+
+def test_hostile_strings_of_every_kind_in_every_output(tmp_path):
+    """Markup, Markdown links and images, CSV formulas, ANSI/OSC escapes, NUL, RTL override, a lone surrogate and
+    a 1 MB name, in component, switch, host-info and file names: written to disk in every format, opened in the
+    browser, and scanned as bytes."""
+    from diag.report.render import render
+
+    huge = "N" * (1 << 20)
+    run = make_run(
+        trace=TraceInfo(path=f"/cases/{NASTY}.etl"),
+        host_info=[{"path": f"/cases/{NASTY}.txt", "warnings": [NASTY]}],
+        findings=[Finding(rule_id="r", title=NASTY, severity="high", confidence="high", summary=NASTY + huge,
+                          evidence=[{"component_name": NASTY + huge, "vswitch": NASTY, "count": 3}],
+                          remediation=NASTY, references=[NASTY], fact_ids=["f"])],
+    )
+    written = render(run, "all", tmp_path / "out")
+    page = written["html"][0]
+    dom, console, requests = load(page, tmp_path)
+    assert console == [] and requests == []
+    assert dom.count("<script") == 1 and "<img" not in dom
+    for files in written.values():
+        for path in files:
+            raw = path.read_bytes()
+            raw.decode("utf-8")  # valid UTF-8: the surrogate is written as its escape
+            assert b"\x1b" not in raw and b"\x00" not in raw, path.name
+    md = written["md"][0].read_text()
+    trace_text = [line for line in md.splitlines() if not line.startswith("**Remediation:**")]  # a rule's links stay
+    assert not [line for line in trace_text if re.search(r"(?<!\\)\]\(http", line)]
+    assert not re.search(r"(?<!\\)!\[", md)  # no image anywhere, not even from a rule
+    for csv_file in written["csv"]:
+        assert ",=HYPERLINK" not in csv_file.read_text() and "\n=HYPERLINK" not in csv_file.read_text()

@@ -64,7 +64,9 @@ def test_lint_prints_file_and_line_and_exits_1(tmp_path):
 
 
 def test_the_shipped_pack_passes_rules_test():
-    done = invoke("test", "--sets", "200")
+    # The command's path and verdicts; the exactness over 200 sets per rule is test_differential's (the same
+    # comparison: running it twice cost the suite 100 s).
+    done = invoke("test", "--sets", "25")
     assert done.exit_code == 0, done.stdout
     lines = done.stdout.splitlines()
     assert lines[-2].startswith("cases: ") and lines[-2].endswith(" passed, 0 failed")

@@ -156,7 +156,10 @@ def test_saving_the_same_run_id_with_other_content_fails_and_keeps_the_first(tmp
 
 def test_missing_database_and_run(tmp_path):
     db = tmp_path / "nothing.db"
-    assert store.list_runs(db) == []
+    with pytest.raises(BadInputError, match="no such run database"):  # a mistyped --db is not "no runs"
+        store.list_runs(db)
+    with pytest.raises(BadInputError, match="no such run database"):
+        store.list_findings(db)
     assert not db.exists()  # reading never creates the file
     with pytest.raises(BadInputError, match="no such run database"):
         store.load_run(db, "x")

@@ -18,6 +18,7 @@ from diag.engine.scaffold import new_rule
 from diag.engine.selftest import RulesTestReport, test_rules
 from diag.errors import DiagError
 from diag.resources import data_dir
+from diag.commands.output import echo, fail
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="List, show, write, test and lint rules.")
 
@@ -25,8 +26,7 @@ RULES_OPTION = typer.Option([], "--rules", help="A directory of your own rules, 
 
 
 def _fail(message: str) -> None:
-    typer.echo(f"wnvdiag: error: {message}", err=True)
-    raise typer.Exit(2)
+    fail(message)
 
 
 def _pack(extra: list[Path]) -> tuple[list[Rule], list]:
@@ -51,11 +51,11 @@ def list_rules(rules: list[Path] = RULES_OPTION) -> None:
     shipped = data_dir("rules")
     for rule in loaded:
         source = "shipped" if rule.shipped else str(rule.path.parent)
-        typer.echo(f"{rule.id:<40} {rule.meta.status:<12} {rule.meta.severity:<8} {source:<10} "
+        echo(f"{rule.id:<40} {rule.meta.status:<12} {rule.meta.severity:<8} {source:<10} "
                    f"[{', '.join(rule.meta.tags)}] {rule.meta.title}")
     for error in errors:
-        typer.echo(f"{error.file}: error: {error.message} - this rule will not run", err=True)
-    typer.echo(f"{len(loaded)} rule(s) ({sum(r.shipped for r in loaded)} shipped in {shipped})"
+        echo(f"{error.file}: error: {error.message} - this rule will not run", err=True)
+    echo(f"{len(loaded)} rule(s) ({sum(r.shipped for r in loaded)} shipped in {shipped})"
                + (f", {len(errors)} file(s) with errors" if errors else ""))
     raise typer.Exit(1 if errors else 0)
 
@@ -84,7 +84,7 @@ def show(rule_id: str = typer.Argument(..., help="The rule's id."), rules: list[
         f"Compiles to {len(rule.engine_rules)} durable_rules rule(s):",
     ]
     lines += [f"  {d.name}: {json.dumps({'all': d.all})}" for d in rule.engine_rules]
-    typer.echo("\n".join(lines))
+    echo("\n".join(lines))
 
 
 @app.command()
@@ -99,8 +99,8 @@ def new(
     except DiagError as exc:
         _fail(str(exc))
     for path in written:
-        typer.echo(f"wrote {path}")
-    typer.echo(f"next: edit them, then `wnvdiag rules lint {written[0]}` and `wnvdiag rules test {written[0]}`")
+        echo(f"wrote {path}")
+    echo(f"next: edit them, then `wnvdiag rules lint {written[0]}` and `wnvdiag rules test {written[0]}`")
 
 
 @app.command()
@@ -114,7 +114,7 @@ def test(
         report = test_rules(_paths(paths), sets, seed)
     except DiagError as exc:
         _fail(str(exc))
-    typer.echo(_render_test_report(report))
+    echo(_render_test_report(report))
     raise typer.Exit(0 if report.passed else 1)
 
 
@@ -153,7 +153,7 @@ def lint(
     """Check rule files and their cases; print each problem as file:line: message."""
     issues = lint_paths(_paths(paths))
     for issue in issues:
-        typer.echo(str(issue))
+        echo(str(issue))
     errors = sum(i.severity == "error" for i in issues)
-    typer.echo(f"{errors} error(s), {len(issues) - errors} warning(s)")
+    echo(f"{errors} error(s), {len(issues) - errors} warning(s)")
     raise typer.Exit(1 if errors else 0)

@@ -21,14 +21,14 @@ import typer
 from diag import store
 from diag.errors import DiagError
 from diag.report import render_stored
+from diag.commands.output import echo, fail
 
 EXIT_ERROR = 2
 DB_OPTION = typer.Option(Path("wnvdiag.db"), "--db", help="SQLite file that keeps every run.")
 
 
 def _fail(message: str) -> None:
-    typer.echo(f"wnvdiag: error: {message}", err=True)
-    raise typer.Exit(EXIT_ERROR)
+    fail(message)
 
 
 def _short(text: str, width: int) -> str:
@@ -47,14 +47,14 @@ def runs(
     except DiagError as exc:
         _fail(str(exc))
     if as_json:
-        typer.echo(json.dumps([r.model_dump(mode="json") for r in rows], indent=2))
+        echo(json.dumps([r.model_dump(mode="json") for r in rows], indent=2))
         return
     if not rows:
-        typer.echo(f"No runs in {db}.")
+        echo(f"No runs in {db}.")
         return
-    typer.echo(f"{'run':<24} {'started (UTC)':<20} {'verdict':<12} {'findings':>8}  {'case':<14} trace")
+    echo(f"{'run':<24} {'started (UTC)':<20} {'verdict':<12} {'findings':>8}  {'case':<14} trace")
     for r in rows:
-        typer.echo(f"{r.run_id:<24} {r.started:%Y-%m-%d %H:%M:%S} {r.verdict:<12} {r.findings:>8}  "
+        echo(f"{r.run_id:<24} {r.started:%Y-%m-%d %H:%M:%S} {r.verdict:<12} {r.findings:>8}  "
                    f"{_short(r.case_id or '–', 14):<14} {r.trace_path}")
 
 
@@ -71,14 +71,14 @@ def findings(
     except DiagError as exc:
         _fail(str(exc))
     if as_json:
-        typer.echo(json.dumps([r.model_dump(mode="json") for r in rows], indent=2))
+        echo(json.dumps([r.model_dump(mode="json") for r in rows], indent=2))
         return
     if not rows:
-        typer.echo("No findings.")
+        echo("No findings.")
         return
     for r in rows:
-        typer.echo(f"{r.run_id}  {r.finding_id}  [{r.severity}/{r.confidence}] {r.rule_id}: {r.title}")
-        typer.echo(f"    {_short(r.summary, 150)} ({r.evidence_rows} evidence row(s))")
+        echo(f"{r.run_id}  {r.finding_id}  [{r.severity}/{r.confidence}] {r.rule_id}: {r.title}")
+        echo(f"    {_short(r.summary, 150)} ({r.evidence_rows} evidence row(s))")
 
 
 def report(
@@ -97,7 +97,7 @@ def report(
         _fail(str(exc))
     for paths in written.values():
         for p in paths:
-            typer.echo(str(p))
+            echo(str(p))
 
 
 def diff(
@@ -112,22 +112,22 @@ def diff(
     except DiagError as exc:
         _fail(str(exc))
     if as_json:
-        typer.echo(json.dumps(d.model_dump(mode="json"), indent=2))
+        echo(json.dumps(d.model_dump(mode="json"), indent=2))
     else:
-        typer.echo(f"{d.run_a} → {d.run_b}")
+        echo(f"{d.run_a} → {d.run_b}")
         for name, (a, b) in d.run_changes.items():
-            typer.echo(f"  run: {name}: {a} → {b}")
+            echo(f"  run: {name}: {a} → {b}")
         for f in d.appeared:
-            typer.echo(f"  + [{f.severity}] {f.rule_id}: {_short(f.summary, 120)}")
+            echo(f"  + [{f.severity}] {f.rule_id}: {_short(f.summary, 120)}")
         for f in d.disappeared:
-            typer.echo(f"  - [{f.severity}] {f.rule_id}: {_short(f.summary, 120)}")
+            echo(f"  - [{f.severity}] {f.rule_id}: {_short(f.summary, 120)}")
         for c in d.changed:
             parts = [f"{k}: {a} → {b}" for k, (a, b) in c.changes.items()]
             if c.evidence_added or c.evidence_removed:
                 parts.append(f"evidence +{len(c.evidence_added)} -{len(c.evidence_removed)} row(s)")
-            typer.echo(f"  ~ {c.rule_id}: " + "; ".join(_short(p, 120) for p in parts))
+            echo(f"  ~ {c.rule_id}: " + "; ".join(_short(p, 120) for p in parts))
         if d.unchanged:
-            typer.echo(f"  = {len(d.unchanged)} finding(s) unchanged: {', '.join(d.unchanged)}")
+            echo(f"  = {len(d.unchanged)} finding(s) unchanged: {', '.join(d.unchanged)}")
     raise typer.Exit(1 if (d.appeared or d.disappeared or d.changed or d.run_changes) else 0)
 
 
@@ -150,9 +150,9 @@ def export_pcap(
     except DiagError as exc:
         _fail(str(exc))
     if not quiet:
-        typer.echo(f"{out}: {summary.packets} packet(s), {summary.drops} drop(s), {summary.interfaces} interface(s)")
+        echo(f"{out}: {summary.packets} packet(s), {summary.drops} drop(s), {summary.interfaces} interface(s)")
         for why, n in summary.skipped.items():
-            typer.echo(f"  not written: {n} packet(s): {why}")
+            echo(f"  not written: {n} packet(s): {why}")
 
 
 def register(app: typer.Typer) -> None:

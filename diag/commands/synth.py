@@ -14,6 +14,7 @@ from typer.core import TyperGroup
 
 from diag.errors import DiagError
 from diag.synth import generate
+from diag.commands.output import echo, fail
 
 EXIT_ERROR = 2
 
@@ -33,8 +34,7 @@ app = typer.Typer(cls=_ScenarioGroup, no_args_is_help=True, add_completion=False
 
 
 def _fail(message: str) -> None:
-    typer.echo(f"wnvdiag: error: {message}", err=True)
-    raise typer.Exit(EXIT_ERROR)
+    fail(message)
 
 
 @app.command("list")
@@ -43,7 +43,7 @@ def list_scenarios() -> None:
     scenarios = generate.registry()
     width = max(len(name) for name in scenarios)
     for name, s in scenarios.items():
-        typer.echo(f"{name.ljust(width)}  {s.title}")
+        echo(f"{name.ljust(width)}  {s.title}")
 
 
 @app.command("generate")
@@ -71,9 +71,9 @@ def generate_trace(
         return
     w = result.written
     kind = "compressed" if w.compressed else "plain"
-    typer.echo(f"wrote {result.trace} ({w.file_size:,} bytes, {w.records:,} records, {w.buffers} {kind} buffers) "
+    echo(f"wrote {result.trace} ({w.file_size:,} bytes, {w.records:,} records, {w.buffers} {kind} buffers) "
                f"in {result.seconds:.2f} s")
-    typer.echo(f"ground truth: {result.truth}")
+    echo(f"ground truth: {result.truth}")
     for path in result.host_info:
-        typer.echo(f"host info: {path}")
-    typer.echo("expected findings: " + (", ".join(result.expect) or "none"))
+        echo(f"host info: {path}")
+    echo("expected findings: " + (", ".join(result.expect) or "none"))

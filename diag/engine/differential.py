@@ -13,6 +13,7 @@ Hypothesis draws the sets when it is installed (the ``test`` extra); otherwise a
 
 from __future__ import annotations
 
+import os
 import random
 import warnings
 from collections.abc import Callable, Sequence
@@ -203,15 +204,67 @@ def fact_set(choose: Choose, rule_domains: dict[str, dict[str, list[Any]]]) -> l
 
 def generate_fact_sets(rule: Rule, count: int, seed: int = 0) -> list[list[BaseModel]]:
     """``count`` fact sets for ``rule``: drawn by hypothesis if installed, else by ``random``."""
-    rule_domains = domains(rule)
+    return _sets_for(rule.id, domains(rule), count, seed)
+
+
+def _sets_for(rule_id: str, rule_domains: dict[str, dict[str, list[Any]]], count: int,
+              seed: int) -> list[list[BaseModel]]:
     try:
         sets = _hypothesis_sets(rule_domains, count, seed)
     except ImportError:
         sets = []
-    rnd = random.Random(f"{seed}:{rule.id}")
+    rnd = random.Random(f"{seed}:{rule_id}")
     while len(sets) < count:  # hypothesis may stop early on a small space; top up
         sets.append(fact_set(lambda options: rnd.choice(list(options)), rule_domains))
     return sets[:count]
+
+
+Job = tuple[str, dict[str, dict[str, list[Any]]], int, int]  # rule id, domains, sets, seed
+
+
+def _try_sets(job: Job) -> list[list[BaseModel]] | str:
+    try:
+        return _sets_for(*job)
+    except ValueError as exc:  # a domain no model accepts: the rule's error, not the run's
+        return str(exc)
+
+
+def _generate_all(jobs: list[Job]) -> list[list[list[BaseModel]] | str]:
+    """The sets of every job. Drawing them is most of the differential test's time (hypothesis builds
+    every model), so with two cores or more a child (``python -m diag.engine.differential``) draws the
+    second half meanwhile. The draws are seeded: the split changes nothing. A child that fails is
+    replaced by drawing here."""
+    import pickle
+
+    from diag.engine.child import Child, Limits
+
+    split = len(jobs) // 2 if (os.cpu_count() or 1) > 1 and len(jobs) > 1 else len(jobs)
+    child = Child("diag.engine.differential", pickle.dumps(jobs[split:]), Limits(timeout=3600)) \
+        if split < len(jobs) else None
+    here = [_try_sets(job) for job in jobs[:split]]
+    there: list[list[list[BaseModel]] | str] | None = None
+    if child is not None:
+        outcome = child.wait()
+        try:
+            there = pickle.loads(outcome.stdout) if outcome.returncode == 0 else None
+        except Exception:  # noqa: BLE001 - garbled: draw them here
+            there = None
+        if there is None or len(there) != len(jobs) - split:
+            there = [_try_sets(job) for job in jobs[split:]]
+    return here + (there or [])
+
+
+def main() -> None:
+    """The child of ``_generate_all``: jobs in on stdin, their sets out on stdout."""
+    import pickle
+    import sys
+
+    from diag.engine.child import harden
+
+    harden()
+    jobs = pickle.load(sys.stdin.buffer)
+    sys.stdout.buffer.write(pickle.dumps([_try_sets(job) for job in jobs], protocol=pickle.HIGHEST_PROTOCOL))
+    sys.stdout.flush()
 
 
 def _hypothesis_sets(rule_domains: dict[str, dict[str, list[Any]]], count: int, seed: int) -> list[list[BaseModel]]:
@@ -244,13 +297,18 @@ def compare_with_reference(rules: list[Rule], sets_per_rule: int = 200, seed: in
     results = {r.id: RuleComparison(r.id) for r in rules}
     owners: list[Rule] = []
     fact_sets: list[list[BaseModel]] = []
+    jobs: list[Job] = []
     for rule in rules:
         try:
-            generated = generate_fact_sets(rule, sets_per_rule, seed)
+            jobs.append((rule.id, domains(rule), sets_per_rule, seed))
         except ValueError as exc:
             results[rule.id].errors.append(str(exc))
+    by_id = {r.id: r for r in rules}
+    for job, generated in zip(jobs, _generate_all(jobs)):
+        if isinstance(generated, str):
+            results[job[0]].errors.append(generated)
             continue
-        owners += [rule] * len(generated)
+        owners += [by_id[job[0]]] * len(generated)
         fact_sets += generated
     sessions, run = run_sessions(rules, fact_sets, timeout)
     for rule_id, failure in run.failures.items():
@@ -273,3 +331,7 @@ def _compare_one(result: RuleComparison, rule: Rule, facts: list[dict[str, Any]]
     result.errors += errors
     if (missed or extra or errors) and (result.example is None or len(facts) < len(result.example["facts"])):
         result.example = {"facts": facts, "missed": sorted(missed), "extra": sorted(extra), "errors": errors}
+
+
+if __name__ == "__main__":
+    main()

@@ -16,6 +16,11 @@ A Python rule is ``<id>.py`` in a rules directory (files starting with ``_`` are
 ``WHEN.define()`` is durable_rules' JSON form of the DSL; it is checked and compiled exactly like
 a YAML ``when:``. ``action`` gets ``{alias: fact fields}`` and returns ``None`` or a dict of
 scalar values added to that match's evidence row; an exception in it is reported for the rule.
+
+A user's rule file is code: it is never imported in the process that runs ``check`` or ``rules``.
+``read_python_rule`` has it imported in a bounded child (``diag.engine.pyloader``), which sends back
+the META, the defined WHEN and whether there is an action; a file that hangs, exits or crashes at
+import is a rule error of its own. Only the shipped pack's Python rules (our code) are imported here.
 """
 
 from __future__ import annotations
@@ -33,6 +38,8 @@ from typing import Any
 from diag.engine.source import Document, RuleFileError
 
 ACTION_NAME = "action"
+# (path, mtime, size) -> what reading it gave (the document, or why there is none), once per process
+_LOADED: dict[tuple[str, int, int], Document | RuleFileError] = {}
 
 
 def module_name(path: Path) -> str:
@@ -56,8 +63,50 @@ def import_rule_module(path: Path) -> ModuleType:
     return module
 
 
-def read_python_rule(path: Path) -> Document:
-    """The rule's ``META`` with ``when`` from ``WHEN.define()``, and the lines they are written on."""
+def read_python_rule(path: Path, trusted: bool = False) -> Document:
+    """The rule's ``META`` with ``when`` from ``WHEN.define()``, and the lines they are written on.
+
+    ``trusted`` (the shipped pack) imports the file here; any other file is imported in a child.
+    """
+    key = _file_key(path)
+    known = _LOADED.get(key) if key is not None else None
+    if known is None:
+        if trusted:
+            try:
+                known = document_of(path)
+            except RuleFileError as exc:
+                known = exc
+        else:
+            from diag.engine.pyloader import load_in_child
+
+            known = load_in_child([Path(path)])[Path(path)]
+        if key is not None:
+            _LOADED[key] = known
+    if isinstance(known, RuleFileError):
+        raise known
+    return known
+
+
+def preload(paths: list[Path]) -> None:
+    """Read many user rule files in one child (instead of one child per file), errors included."""
+    from diag.engine.pyloader import load_in_child
+
+    wanted = [Path(p) for p in paths if _file_key(p) is not None and _file_key(p) not in _LOADED]
+    if wanted:
+        for path, document in load_in_child(wanted).items():
+            _LOADED[_file_key(path)] = document
+
+
+def _file_key(path: Path) -> tuple[str, int, int] | None:
+    try:
+        st = Path(path).stat()
+    except OSError:
+        return None
+    return str(Path(path).resolve()), st.st_mtime_ns, st.st_size
+
+
+def document_of(path: Path) -> Document:
+    """Import the file (in this process) and read META, WHEN and the action's presence."""
     module = import_rule_module(path)
     lines = _top_level_lines(path)
     positions = {(): (1, 1)}
@@ -72,11 +121,7 @@ def read_python_rule(path: Path) -> Document:
     action = getattr(module, ACTION_NAME, None)
     if action is not None and not callable(action):
         raise RuleFileError(f"{ACTION_NAME} must be a function", line=positions.get((ACTION_NAME,), (1, 1))[0])
-    return Document(data={**meta, "when": defined}, positions=positions)
-
-
-def has_action(path: Path) -> bool:
-    return callable(getattr(sys.modules.get(module_name(path)), ACTION_NAME, None))
+    return Document(data={**meta, "when": defined}, positions=positions, has_action=action is not None)
 
 
 def load_action(path: Path) -> Callable[[dict[str, dict[str, Any]]], Any] | None:

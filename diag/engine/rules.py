@@ -37,7 +37,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from diag.engine.compile import DurableRule, compile_condition
 from diag.engine.conditions import Condition, field_types, parse_condition
-from diag.engine.pyrules import has_action, read_python_rule
+from diag.engine.pyrules import preload, read_python_rule
 from diag.engine.source import Document, RuleFileError, describe, load_yaml
 from diag.errors import BadInputError
 from diag.facts.models import Confidence, RuleError, Severity
@@ -144,7 +144,7 @@ def is_shipped(path: Path) -> bool:
 
 
 def read_rule_document(path: Path) -> Document:
-    return read_python_rule(path) if path.suffix == PYTHON_SUFFIX else load_yaml(path)
+    return read_python_rule(path, trusted=is_shipped(path)) if path.suffix == PYTHON_SUFFIX else load_yaml(path)
 
 
 def load_rule(path: Path) -> Rule:
@@ -190,7 +190,7 @@ def _rule_from(document: Document, path: Path) -> Rule:
     condition = parse_condition(data["when"], ("when",))
     engine_rules = tuple(compile_condition(meta.id, condition))
     rule = Rule(meta, path, condition, engine_rules, "python" if path.suffix == PYTHON_SUFFIX else "yaml",
-                is_shipped(path), path.suffix == PYTHON_SUFFIX and has_action(path))
+                is_shipped(path), path.suffix == PYTHON_SUFFIX and document.has_action)
     check_finding_template(rule)
     return rule
 
@@ -230,6 +230,8 @@ def load_rules(rule_dirs: Sequence[Path]) -> tuple[list[Rule], list[RuleError]]:
     rules: list[Rule] = []
     errors: list[RuleError] = []
     seen: dict[str, Path] = {}
+    preload([p for d in map(Path, rule_dirs) if d.is_dir() for p in rule_files(d)
+             if p.suffix == PYTHON_SUFFIX and not is_shipped(p)])
     for directory in map(Path, rule_dirs):
         if not directory.is_dir():
             errors.append(RuleError(rule_id="", file=str(directory), message="rules directory does not exist"))
@@ -239,6 +241,10 @@ def load_rules(rule_dirs: Sequence[Path]) -> tuple[list[Rule], list[RuleError]]:
                 rule = load_rule(path)
             except RuleFileError as exc:
                 errors.append(rule_error(rule_stem(path), path, exc))
+                continue
+            except (RecursionError, MemoryError, ValueError, TypeError) as exc:  # a file no check foresaw
+                errors.append(RuleError(rule_id=rule_stem(path), file=str(path),
+                                        message=f"cannot be checked ({type(exc).__name__}: {str(exc)[:200]})"))
                 continue
             if rule.id in seen:
                 errors.append(RuleError(rule_id=rule.id, file=str(path),

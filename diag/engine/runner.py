@@ -1,11 +1,12 @@
 """``run_rules``: facts in, findings out, through durable_rules in a worker process.
 
 The parent loads and checks the rules, gives every fact an id whose 32-bit engine key is unique
-in its session, starts one fresh worker process (spawn), and turns the worker's raw matches into
-findings: deduplicated by (rule id, fact ids), one ``Finding`` per rule. A worker that crashes,
-exits non-zero, times out or returns nothing raises ``AnalysisFailed``; it is never reported as
-"no findings". If the worker fails while user rules are loaded, the shipped rules are run again
-on their own, and the user rules are reported as not run.
+in its session, starts fresh worker processes (``diag.engine.child``: bounded in time and memory),
+and turns the workers' raw matches into findings: deduplicated by (rule id, fact ids), one
+``Finding`` per rule. The shipped pack and the user's rules run in two workers of their own, side
+by side, so that nothing a user's rule does can touch a shipped finding. The shipped worker failing
+(crash, non-zero exit, time or memory limit, no result) raises ``AnalysisFailed``; it is never
+reported as "no findings". The user worker failing marks the user's rules as not run.
 
 ``run_sessions`` runs many independent fact sets at once (one session each, many per worker):
 the rule cases and the differential test use it.
@@ -15,9 +16,6 @@ from __future__ import annotations
 
 import os
 import pickle
-import signal
-import subprocess
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,8 +23,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-import diag
 from diag.engine import worker
+from diag.engine.child import Child, Limits
 from diag.engine.compile import ANCHOR_FIELD
 from diag.engine.conditions import GATE_KIND, RESERVED_FIELDS
 from diag.engine.findings import Match, PreparedFact, build_finding
@@ -78,6 +76,7 @@ class SessionResult:
     asserted: int = 0
     unmatched: int = 0
     errors: list[str] = field(default_factory=list)
+    unmatched_ids: set[str] = field(default_factory=set)
 
 
 @dataclass
@@ -96,7 +95,7 @@ def run_rules(
     facts: Sequence[BaseModel],
     rule_dirs: Sequence[Path] | None = None,
     *,
-    timeout: float | None = None,
+    timeout: float | Limits | None = None,
     only: Sequence[str] | None = None,
     skip: Sequence[str] | None = None,
 ) -> EngineResult:
@@ -104,9 +103,11 @@ def run_rules(
 
     ``only``/``skip`` select rules by id or tag (``BadInputError`` for a name no rule has).
     Invalid rule files and rules whose action failed are reported in ``rule_errors``; the other
-    rules still run. Raises ``AnalysisFailed`` if the worker process fails or takes longer than
-    ``timeout`` seconds (with user rules loaded: only if the shipped rules alone fail too).
+    rules still run. ``timeout`` is seconds, or ``Limits`` (time and memory) for each worker.
+    Raises ``AnalysisFailed`` if the shipped rules' worker fails; a failure of the worker that runs
+    the user's rules makes those rules "not run", and the shipped findings stand.
     """
+    limits = as_limits(timeout)
     dirs = [Path(d) for d in rule_dirs] if rule_dirs is not None else [data_dir("rules")]
     rules, rule_errors = load_rules(dirs)
     broken = [e.rule_id for e in rule_errors if e.rule_id]
@@ -116,22 +117,48 @@ def run_rules(
         why = "--only/--skip left no rule to run" if deselected else "no rule could be loaded"
         return EngineResult(rule_errors=rule_errors, rules_deselected=deselected,
                             engine_errors=[f"{why}, so nothing was checked"])
+    groups = [group for group in ([r for r in rules if r.shipped], [r for r in rules if not r.shipped]) if group]
+    started = []
     try:
-        run = run_worker(rules, [session], timeout)
-    except AnalysisFailed as exc:
-        shipped = [r for r in rules if r.shipped]
-        if not shipped or len(shipped) == len(rules):
-            raise
-        run = run_worker(shipped, [session], timeout)
-        rule_errors = rule_errors + [_not_run(r, exc) for r in rules if not r.shipped]
-        rules = shipped
-    return _engine_result(rules, rule_errors, deselected, session, run)
+        for group in groups:
+            started.append((group, start_payload(engine_payload(group, [session]), limits)))
+        runs: list[tuple[list[Rule], WorkerRun]] = []
+        for group, process in started:
+            try:
+                runs.append((group, _worker_run(payload_result(process))))
+            except AnalysisFailed as exc:
+                if group[0].shipped or len(groups) == 1:  # nothing else ran: the check has no answer
+                    raise
+                rule_errors = rule_errors + [_not_run(r, exc) for r in group]
+    finally:
+        for _, process in started:
+            process.kill()
+    ran = [r for group, _ in runs for r in group]
+    return _engine_result(ran, rule_errors, deselected, session, _merge_side_by_side([run for _, run in runs]))
+
+
+def _merge_side_by_side(runs: list[WorkerRun]) -> WorkerRun:
+    """One check's result from its workers (each ran other rules on the same facts)."""
+    if len(runs) == 1:
+        return runs[0]
+    outcome = SessionResult(asserted=max(r.sessions[0].asserted for r in runs))
+    unmatched: set[str] | None = None
+    for run in runs:
+        session = run.sessions[0]
+        outcome.matches.update(session.matches)
+        outcome.errors += session.errors
+        unmatched = session.unmatched_ids if unmatched is None else unmatched & session.unmatched_ids
+    outcome.unmatched_ids = unmatched or set()
+    outcome.unmatched = len(outcome.unmatched_ids)
+    failures = {k: v for run in runs for k, v in run.failures.items()}
+    return WorkerRun(sessions=[outcome], failures=failures, skipped=sorted({s for r in runs for s in r.skipped}),
+                     engine={"workers": [r.engine for r in runs]})
 
 
 def _not_run(rule: Rule, failure: AnalysisFailed) -> RuleError:
     return RuleError(rule_id=rule.id, file=str(rule.path),
-                     message=f"did not run: the rules worker failed with your rules loaded ({failure.message}); "
-                             "the shipped rules were run again without them")
+                     message=f"did not run: the worker that runs your rules failed ({failure.message}); "
+                             "the shipped rules ran in a worker of their own and are not affected")
 
 
 def _engine_result(rules: list[Rule], rule_errors: list[RuleError], deselected: list[str],
@@ -214,17 +241,29 @@ def session_ids(count: int) -> list[str]:
 # many fact sets
 
 
-def run_sessions(rules: list[Rule], fact_sets: Sequence[Sequence[BaseModel]], timeout: float | None = None
+def run_sessions(rules: list[Rule], fact_sets: Sequence[Sequence[BaseModel]], timeout: float | Limits | None = None
                  ) -> tuple[list[Session], WorkerRun]:
-    """Run every fact set as its own session, up to ``MAX_SESSIONS_PER_WORKER`` per worker process."""
+    """Run every fact set as its own session, up to ``MAX_SESSIONS_PER_WORKER`` per worker process, as many
+    workers at a time as there are cores."""
+    limits = as_limits(timeout)
     sids = session_ids(min(len(fact_sets), MAX_SESSIONS_PER_WORKER))
-    sessions: list[Session] = []
-    runs: list[WorkerRun] = []
-    for start in range(0, len(fact_sets), MAX_SESSIONS_PER_WORKER):
-        chunk = [prepare_session(facts, sid) for facts, sid in zip(fact_sets[start:start + MAX_SESSIONS_PER_WORKER], sids)]
-        sessions += chunk
-        runs.append(run_worker(rules, chunk, timeout))
-    return sessions, _merge(runs)
+    chunks = [[prepare_session(facts, sid) for facts, sid in zip(fact_sets[start:start + MAX_SESSIONS_PER_WORKER], sids)]
+              for start in range(0, len(fact_sets), MAX_SESSIONS_PER_WORKER)]
+    parallel = max(1, min(len(chunks), os.cpu_count() or 1))
+    runs: list[WorkerRun | None] = [None] * len(chunks)
+    running: list[tuple[int, Child]] = []
+    try:
+        for index, chunk in enumerate(chunks):
+            running.append((index, start_payload(engine_payload(rules, chunk), limits)))
+            if len(running) >= parallel:
+                done, process = running.pop(0)
+                runs[done] = _worker_run(payload_result(process))
+        for done, process in running:
+            runs[done] = _worker_run(payload_result(process))
+    finally:
+        for _, process in running:
+            process.kill()
+    return [s for chunk in chunks for s in chunk], _merge([r for r in runs if r is not None])
 
 
 def _merge(runs: list[WorkerRun]) -> WorkerRun:
@@ -262,8 +301,11 @@ def engine_payload(rules: list[Rule], sessions: list[Session]) -> dict[str, Any]
     }
 
 
-def run_worker(rules: list[Rule], sessions: list[Session], timeout: float | None) -> WorkerRun:
-    raw = run_payload(engine_payload(rules, sessions), timeout)
+def run_worker(rules: list[Rule], sessions: list[Session], timeout: float | Limits | None) -> WorkerRun:
+    return _worker_run(run_payload(engine_payload(rules, sessions), timeout))
+
+
+def _worker_run(raw: dict[str, Any]) -> WorkerRun:
     return WorkerRun(
         sessions=[_session_result(s) for s in raw["sessions"]],
         failures=raw["failures"],
@@ -274,60 +316,47 @@ def run_worker(rules: list[Rule], sessions: list[Session], timeout: float | None
 
 def _session_result(raw: dict[str, Any]) -> SessionResult:
     """Matches deduplicated by (rule id, fact ids): the first of equal matches is kept."""
-    result = SessionResult(asserted=raw["asserted"], unmatched=raw["unmatched"], errors=list(raw["errors"]))
+    result = SessionResult(asserted=raw["asserted"], unmatched=raw["unmatched"], errors=list(raw["errors"]),
+                           unmatched_ids={str(i) for i in raw.get("unmatched_ids", ())})
     for rule_id, ids, extra in raw["matches"]:
         result.matches.setdefault(rule_id, {}).setdefault(tuple(ids), extra)
     return result
 
 
-def run_payload(payload: dict[str, Any], timeout: float | None) -> dict[str, Any]:
-    """Run ``python -m diag.engine.worker`` on ``payload``; any failure is ``AnalysisFailed``.
-
-    A plain child process over pipes, not ``multiprocessing``: nothing of the caller's
-    ``__main__`` is imported again in the child, so a script or notebook without a main guard
-    works, and the child starts with only what it needs.
-    """
+def start_payload(payload: dict[str, Any], limits: Limits) -> Child:
+    """Start ``python -m diag.engine.worker`` on ``payload`` (from the main thread: see ``diag.engine.child``)."""
     try:
-        process = subprocess.Popen([sys.executable, "-m", "diag.engine.worker"], stdin=subprocess.PIPE,
-                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_worker_environment())
+        return Child("diag.engine.worker", pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL), limits)
     except OSError as exc:
         raise AnalysisFailed(f"the rules worker process could not be started: {exc}") from exc
-    try:
-        out, err = process.communicate(pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL), timeout=timeout)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.communicate()
-        raise AnalysisFailed(f"the rules worker did not finish within {timeout:g} s; it was stopped") from None
-    if process.returncode != 0:
-        raise AnalysisFailed(f"the rules worker {_describe_exit(process.returncode)}{_last_line(err)}; "
+
+
+def payload_result(worker_process: Child) -> dict[str, Any]:
+    """The worker's result; any failure of the worker is ``AnalysisFailed``, never an empty result."""
+    outcome = worker_process.wait()
+    limits = worker_process.limits
+    if outcome.timed_out:
+        raise AnalysisFailed(f"the rules worker {outcome.describe(limits)}")
+    if outcome.returncode != 0:
+        raise AnalysisFailed(f"the rules worker {outcome.describe(limits)}{outcome.last_words()}; "
                              "its findings are unknown")
     try:
-        result = pickle.loads(out)
-    except Exception as exc:  # noqa: BLE001 - truncated or garbled
-        raise AnalysisFailed(f"the result of the rules worker could not be read ({exc}){_last_line(err)}") from None
+        result = pickle.loads(outcome.stdout)
+    except Exception as exc:  # noqa: BLE001 - truncated or garbled, or nothing at all
+        raise AnalysisFailed(f"the result of the rules worker could not be read ({exc}){outcome.last_words()}"
+                             ) from None
+    if not isinstance(result, dict):
+        raise AnalysisFailed("the rules worker returned something other than its result")
     if "fatal" in result:
         raise AnalysisFailed(f"the rules could not be run: {result['fatal']}")
     return result
 
 
-def _worker_environment() -> dict[str, str]:
-    """The caller's environment, with the directory this ``diag`` was imported from on the path."""
-    env = dict(os.environ)
-    home = str(Path(diag.__file__).resolve().parent.parent)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (home, env.get("PYTHONPATH")) if p)
-    return env
+def run_payload(payload: dict[str, Any], timeout: float | Limits | None) -> dict[str, Any]:
+    """Run the worker on ``payload`` and wait for it; any failure is ``AnalysisFailed``."""
+    return payload_result(start_payload(payload, as_limits(timeout)))
 
 
-def _last_line(stderr: bytes) -> str:
-    lines = [line.strip() for line in stderr.decode("utf-8", "replace").splitlines() if line.strip()]
-    return f" (its last words: {lines[-1][:200]})" if lines else ""
-
-
-def _describe_exit(code: int) -> str:
-    if code < 0:
-        try:
-            name = signal.Signals(-code).name
-        except ValueError:
-            name = f"signal {-code}"
-        return f"was killed by {name}"
-    return f"exited with code {code}"
+def as_limits(limits: float | Limits | None) -> Limits:
+    """A bare number is a timeout in seconds, with the default memory limit."""
+    return limits if isinstance(limits, Limits) else Limits(timeout=limits)

@@ -16,6 +16,12 @@ import yaml
 # A value's place in a document: mapping keys and list indices from the top, e.g. ("when", "all", 0, "d").
 DocPath = tuple[Any, ...]
 
+# Bounds of a rule or case file. The largest shipped one is a few kB, 6 levels deep; a file past these is a
+# mistake or an attack (a "billion laughs" of aliases grows without end), refused with its line.
+MAX_FILE_BYTES = 1 << 20
+MAX_DEPTH = 64
+MAX_VALUES = 200_000  # values once aliases are expanded
+
 
 class RuleFileError(Exception):
     """Something wrong in a rule or case file, with the document path and line where known."""
@@ -54,6 +60,7 @@ class Document:
 
     data: Any
     positions: dict[DocPath, tuple[int, int]] = field(default_factory=dict)
+    has_action: bool = False  # a Python rule file that defines action(match)
 
     def position(self, where: DocPath) -> tuple[int | None, int | None]:
         """Line and column (1-based) of ``where``, or of its nearest ancestor that has one."""
@@ -69,6 +76,8 @@ def parse_yaml(text: str) -> Document:
     loader = yaml.SafeLoader(text)
     try:
         node = loader.get_single_node()
+    except RecursionError:
+        raise RuleFileError(f"nested too deeply (at most {MAX_DEPTH} levels)") from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         problem = " ".join(str(exc.problem or exc.context or "syntax error").split())
@@ -80,48 +89,66 @@ def parse_yaml(text: str) -> Document:
     document = Document(data=None)
     if node is not None:
         document.positions[()] = (_line(node.start_mark), _column(node.start_mark))
-        document.data = _build(loader, node, (), document.positions)
+        document.data = _Builder(loader, document.positions).build(node, ())
     return document
 
 
 def load_yaml(path: Path) -> Document:
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        with open(path, "rb") as fh:
+            raw = fh.read(MAX_FILE_BYTES + 1)
+        if len(raw) > MAX_FILE_BYTES:
+            raise RuleFileError(f"is larger than {MAX_FILE_BYTES >> 20} MiB; a rule or case file is a few kB")
+        text = raw.decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise RuleFileError(f"cannot be read ({exc})") from None
     return parse_yaml(text)
 
 
-def _build(loader: yaml.SafeLoader, node: yaml.Node, where: DocPath, positions: dict) -> Any:
-    if isinstance(node, yaml.MappingNode):
-        return _build_mapping(loader, node, where, positions)
-    if isinstance(node, yaml.SequenceNode):
-        items = []
-        for index, item in enumerate(node.value):
-            positions[(*where, index)] = (_line(item.start_mark), _column(item.start_mark))
-            items.append(_build(loader, item, (*where, index), positions))
-        return items
-    try:
-        return loader.construct_object(node, deep=True)
-    except yaml.YAMLError as exc:
-        raise RuleFileError(f"bad value: {' '.join(str(exc).split())}", where,
-                            _line(node.start_mark), _column(node.start_mark)) from None
+class _Builder:
+    """Plain data from the node tree, with every value's position; bounded in depth and in values."""
 
+    def __init__(self, loader: yaml.SafeLoader, positions: dict) -> None:
+        self.loader = loader
+        self.positions = positions
+        self.values = 0
 
-def _build_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode, where: DocPath, positions: dict) -> dict:
-    out: dict[Any, Any] = {}
-    for key_node, value_node in node.value:
-        line, column = _line(key_node.start_mark), _column(key_node.start_mark)
-        if key_node.tag == "tag:yaml.org,2002:merge":
-            raise RuleFileError("merge keys (<<) are not supported; write the keys out", where, line, column)
-        key = _build(loader, key_node, where, positions)
-        if isinstance(key, (dict, list)):
-            raise RuleFileError("a mapping key must be a plain value", where, line, column)
-        if key in out:
-            raise RuleFileError(f"duplicate key {key!r}", (*where, key), line, column)
-        positions[(*where, key)] = (line, column)
-        out[key] = _build(loader, value_node, (*where, key), positions)
-    return out
+    def build(self, node: yaml.Node, where: DocPath) -> Any:
+        self.values += 1
+        if self.values > MAX_VALUES:
+            raise RuleFileError(f"holds more than {MAX_VALUES} values once its aliases are expanded", (),
+                                _line(node.start_mark), _column(node.start_mark))
+        if len(where) > MAX_DEPTH:
+            raise RuleFileError(f"nested too deeply (at most {MAX_DEPTH} levels)", where[:1], _line(node.start_mark),
+                                _column(node.start_mark))
+        if isinstance(node, yaml.MappingNode):
+            return self._mapping(node, where)
+        if isinstance(node, yaml.SequenceNode):
+            items = []
+            for index, item in enumerate(node.value):
+                self.positions[(*where, index)] = (_line(item.start_mark), _column(item.start_mark))
+                items.append(self.build(item, (*where, index)))
+            return items
+        try:
+            return self.loader.construct_object(node, deep=True)
+        except yaml.YAMLError as exc:
+            raise RuleFileError(f"bad value: {' '.join(str(exc).split())}", where,
+                                _line(node.start_mark), _column(node.start_mark)) from None
+
+    def _mapping(self, node: yaml.MappingNode, where: DocPath) -> dict:
+        out: dict[Any, Any] = {}
+        for key_node, value_node in node.value:
+            line, column = _line(key_node.start_mark), _column(key_node.start_mark)
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                raise RuleFileError("merge keys (<<) are not supported; write the keys out", where, line, column)
+            key = self.build(key_node, where)
+            if isinstance(key, (dict, list)):
+                raise RuleFileError("a mapping key must be a plain value", where, line, column)
+            if key in out:
+                raise RuleFileError(f"duplicate key {key!r}", (*where, key), line, column)
+            self.positions[(*where, key)] = (line, column)
+            out[key] = self.build(value_node, (*where, key))
+        return out
 
 
 def _line(mark: Any) -> int | None:

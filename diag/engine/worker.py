@@ -33,6 +33,9 @@ Match = tuple[str, list[str], "dict[str, Any] | None"]  # rule id, fact ids in a
 
 def main() -> None:
     """Read the payload, run, write one result, exit without interpreter teardown."""
+    from diag.engine.child import harden
+
+    harden()  # memory limit, and no life after the parent's
     faulthandler.enable()  # a crash in the C core leaves a Python traceback on stderr
     result_fd = os.dup(1)
     os.dup2(2, 1)  # print() in a rule action must not corrupt the result
@@ -89,7 +92,8 @@ def run(payload: dict[str, Any]) -> dict[str, Any]:
     sessions = payload["sessions"]
     recorder = _Recorder([s["sid"] for s in sessions])
     definition, skipped = _definition(payload["rules"], recorder)
-    session_results = [{"sid": s["sid"], "asserted": 0, "unmatched": 0, "errors": []} for s in sessions]
+    session_results = [{"sid": s["sid"], "asserted": 0, "unmatched": 0, "unmatched_ids": [], "errors": []}
+                       for s in sessions]
     host = None
     late = 0
     if definition:
@@ -144,6 +148,7 @@ def _assert_session(host: Any, ruleset: str, session: dict[str, Any], outcome: d
             host.assert_fact(ruleset, fact)
         except dr.MessageNotHandledException:
             outcome["unmatched"] += 1  # normal: most facts match no rule
+            outcome["unmatched_ids"].append(fact["id"])
         except dr.MessageObservedException:
             outcome["errors"].append(f"fact {fact['id']} was refused as already observed (id hash collision); "
                                      "it was not checked")

@@ -61,6 +61,14 @@ LINKS = {1: LINK_ETHERNET, 2: LINK_WIFI, 3: LINK_RAW_IP}
 # Component property types (knowledge/pktmon-drop-reasons.yaml, confirmed by the value maps traces embed)
 PROP_IF_INDEX, PROP_MINIPORT_IF_INDEX, PROP_PHYS_ADDRESS, PROP_VMSWITCH_NAME, PROP_IP_ADDRESS = 1, 2, 6, 10, 13
 PROP_IP_IF_INDEX, PROP_VSID, PROP_VLAN, PROP_COMPARTMENT = 14, 15, 16, 17
+# The fields each rundown event must have (as the hand-written decoder names them; a trace's own schema
+# may name them otherwise, and is then not used for the digest).
+_RUNDOWN_FIELDS = {pktmon.EVENT_COMPONENT: {"component_id", "type", "name", "description"},
+                   pktmon.EVENT_DROP_COUNTERS: {"component_id", "packets_in", "bytes_in", "packets_out", "bytes_out"},
+                   **{e: {"component_id", "property", "value"} for e in pktmon.PROPERTY_EVENTS}}
+# What each property the facts use holds: a property event whose value has another type is damaged.
+_PROPERTY_TYPES = {PROP_IF_INDEX: int, PROP_MINIPORT_IF_INDEX: int, PROP_PHYS_ADDRESS: str, PROP_VMSWITCH_NAME: str,
+                   PROP_IP_ADDRESS: str, PROP_IP_IF_INDEX: int, PROP_VSID: int, PROP_VLAN: int, PROP_COMPARTMENT: int}
 VSWITCH_COMPONENT_TYPES = frozenset({5, 6, 7, 8, 9})
 VMNIC_COMPONENT_TYPE = 5  # VmsVmNic
 DISTINCT_DROP_SECONDS = 0.010  # drop events of one frame at one component this close are one dropped frame
@@ -106,6 +114,7 @@ class PktmonDigest:
         self.components: dict[int, dict] = {}
         self.drops = 0
         self.malformed = 0
+        self.properties_refused = 0  # component properties whose value has another type than their code says
         self.by_component: Counter[int] = Counter()
         self.drops_by_component: Counter[int] = Counter()
         self.drops_by_reason: Counter[int] = Counter()
@@ -438,7 +447,7 @@ class PktmonDigest:
                 route = self.routes[route_key] = Route(len(self._route_keys))
                 self._route_keys.append(route_key)
         route.packets += 1
-        first, last = hops[0][1], hops[-1][1]
+        first, last = (hops[0][1], hops[-1][1]) if hops else (None, None)  # resumed from the overflow route
         ticks = None
         if first is not None and last is not None:
             ticks = last - first
@@ -495,18 +504,27 @@ class PktmonDigest:
                 sample["ether_type"] = f"0x{decoded.ether_type:04x}"
             if decoded.src_mac is not None:
                 sample.update(src_mac=decoded.src_mac, dst_mac=decoded.dst_mac)
-            if filetime is not None:
-                sample["time"] = filetime_to_datetime(filetime).isoformat()
+            when = filetime_to_datetime(filetime) if filetime is not None else None
+            if when is not None:
+                sample["time"] = when.isoformat()
             if where is not None:
                 sample["buffer"], sample["offset"] = where
             group.samples.append(sample)
         return background
 
     # -- rundown -----------------------------------------------------------------------------------
-    def rundown(self, event_id: int, fields: dict) -> None:
-        """Component (20), property (30–75) and drop counter (80) rundown events; others are ignored."""
+    def rundown(self, event_id: int, fields: dict) -> bool:
+        """Component (20), property (30–75) and drop counter (80) rundown events; others are ignored.
+
+        False for an event that is not what its id says (a damaged event: fields missing, or a property
+        whose value cannot be what its code says): it is counted in ``properties_refused`` and not kept."""
         if event_id not in _RUNDOWN_EVENTS:
-            return
+            return True
+        if not _RUNDOWN_FIELDS[event_id] <= fields.keys() or type(fields["component_id"]) is not int or (
+                event_id in pktmon.PROPERTY_EVENTS
+                and type(fields["value"]) is not _PROPERTY_TYPES.get(fields["property"], type(fields["value"]))):
+            self.properties_refused += 1
+            return False
         comp = self.components.setdefault(fields["component_id"], {"properties": {}, "by_code": {}})
         if event_id == pktmon.EVENT_COMPONENT:
             comp.update(type=fields["type"], name=fields["name"], description=fields["description"])
@@ -519,6 +537,7 @@ class PktmonDigest:
             for values in (comp["properties"].setdefault(name, []), comp.setdefault("by_code", {}).setdefault(code, [])):
                 if fields["value"] not in values:
                     values.append(fields["value"])
+        return True
 
     def component_label(self, comp_id: int) -> tuple[str, str]:
         """(name, type name) of a component, falling back to its id when the rundown is missing."""

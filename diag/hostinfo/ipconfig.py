@@ -196,6 +196,10 @@ class IpconfigParser:
         self.adapter, self.last_label = None, None
 
     def results(self) -> tuple[list[HostInterface], list[HostAddress], list[str]]:
+        if self.interfaces and self.compartment is None:
+            self.warnings.append(f"{self.path}:1: this is 'ipconfig /all' without /allcompartments: it shows "
+                                 "compartment 1 only, so container compartments (and overlaps between them) cannot "
+                                 "be seen; capture 'ipconfig /allcompartments /all'")
         return self.interfaces, [HostAddress(**a) for a in self.addresses], self.warnings
 
 

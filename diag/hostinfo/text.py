@@ -41,14 +41,32 @@ def read_text(path: Path) -> str:
     if not raw.strip():
         raise HostInfoError("is empty", path)
     if raw[:2] in (b"\xff\xfe", b"\xfe\xff"):
-        return raw.decode("utf-16")
+        try:
+            return _text_only(raw.decode("utf-16"), path)
+        except UnicodeDecodeError as exc:
+            raise HostInfoError(f"is UTF-16 text that is damaged or cut short (at byte {exc.start}: {exc.reason})",
+                                path) from None
     if raw[:3] == b"\xef\xbb\xbf":
-        return raw[3:].decode("utf-8", "replace")
+        return _text_only(raw[3:].decode("utf-8", "replace"), path)
     if raw.count(b"\x00") > len(raw) // 4:
-        return raw.decode("utf-16-le", "replace")
+        return _text_only(raw[: len(raw) // 2 * 2].decode("utf-16-le", "replace"), path)
     if b"\x00" in raw:
-        raise HostInfoError("is binary, not the text or JSON output of ipconfig / Get-NetIPAddress", path)
+        raise _binary(path)
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError:
         return raw.decode("cp1252", "replace")
+
+
+def _text_only(text: str, path: Path) -> str:
+    """Refuse what decoded to gibberish: a binary file (a trace given as host info) is not text in any encoding."""
+    sample = text[:4096]
+    printable = sum(1 for c in sample if c.isprintable() or c in "\r\n\t")
+    if sample and printable < 0.95 * len(sample):
+        raise _binary(path)
+    return text
+
+
+def _binary(path: Path) -> HostInfoError:
+    hint = "; an ETL trace is the TRACE argument, not --host-info" if path.suffix.lower() == ".etl" else ""
+    return HostInfoError(f"is binary, not the text or JSON output of ipconfig / Get-NetIPAddress{hint}", path)

@@ -7,6 +7,7 @@ records (pktmon writes them that way); their ``BufferSize`` is the compressed si
 
 from __future__ import annotations
 
+import re
 import struct
 from dataclasses import dataclass, field
 from typing import BinaryIO, Iterator
@@ -159,6 +160,15 @@ def iter_buffers(fh: BinaryIO, file_size: int, stats: BufferStats) -> Iterator[B
 
 _RESYNC_WINDOW = 1 << 20
 _RESYNC_LIMIT = MAX_BUFFER_SIZE
+# Where a plausible header can start, found by the regex engine rather than by unpacking at every byte:
+# BufferSize and Offset (at 0 and 48) between 72 bytes and 64 MiB, BufferFlag (52) below 0x80 and
+# BufferType (54) at most 8. Each candidate still gets the full check.
+_SIZE_IN_RANGE = rb"(?:[\x48-\xff]\x00\x00\x00|[\x00-\xff][\x01-\xff]\x00\x00|[\x00-\xff]{2}[\x01-\xff]\x00|[\x00-\xff]{3}[\x01-\x03])"
+# Matched at BufferFlag (52 bytes in), the rarest part, with the sizes looked back at: the engine
+# rejects most positions on their first byte.
+_FLAG_OFFSET = 52
+_CANDIDATE = re.compile(rb"(?=[\x00-\x7f]\x00[\x00-\x08]\x00)(?<=" + _SIZE_IN_RANGE + rb"[\x00-\xff]{44}"
+                        + _SIZE_IN_RANGE + rb")", re.DOTALL)
 
 
 def _next_plausible_buffer(fh: BinaryIO, start: int, file_size: int) -> int | None:
@@ -172,7 +182,10 @@ def _next_plausible_buffer(fh: BinaryIO, start: int, file_size: int) -> int | No
     while pos <= stop:
         fh.seek(pos)
         window = fh.read(min(_RESYNC_WINDOW, file_size - pos))
-        for rel in range(0, max(0, len(window) - HEADER_SIZE + 1)):
+        last = len(window) - HEADER_SIZE
+        for rel in _candidates(window):
+            if rel > last:
+                break
             fields = _HEADER.unpack_from(window, rel)
             size, filled, flags, btype = fields[0], fields[10], fields[11], fields[12]
             if _header_problem(size, filled, flags, btype) is None and pos + rel + size <= file_size \
@@ -180,6 +193,22 @@ def _next_plausible_buffer(fh: BinaryIO, start: int, file_size: int) -> int | No
                 return pos + rel
         pos += max(1, len(window) - HEADER_SIZE + 1)
     return None
+
+
+_ZERO_RUN = re.compile(rb"\x00{128,}")
+
+
+def _candidates(window: bytes) -> Iterator[int]:
+    """Offsets in ``window`` where a buffer header may start, in order. Inside a run of zero bytes none
+    can (its BufferSize would be 0), so runs are jumped over rather than searched."""
+    start = 0
+    for run in (*_ZERO_RUN.finditer(window), None):
+        end = len(window) if run is None else run.start() + 4  # a header may begin in a run's last 3 bytes
+        first_anchor = max(0, start - 3) + _FLAG_OFFSET
+        for match in _CANDIDATE.finditer(window, first_anchor, min(len(window), end + _FLAG_OFFSET + 4)):
+            yield match.start() - _FLAG_OFFSET
+        if run is not None:
+            start = run.end()
 
 
 def _starts_with_record(fh: BinaryIO, offset: int, size: int, filled: int, flags: int) -> bool:

@@ -15,6 +15,7 @@ from typing import Any
 
 from diag.report.markdown import columns
 from diag.report.model import RunReport
+from diag.report.terminal import for_terminal
 
 FINDINGS_COLUMNS = [
     "case_id", "run_id", "finding_id", "position", "shown", "severity", "confidence", "rule_id", "title", "summary",
@@ -35,7 +36,7 @@ def cell(raw: Any) -> Any:
         return raw.isoformat()
     if isinstance(raw, (dict, list)):
         raw = json.dumps(raw, ensure_ascii=False, default=str)
-    text = str(raw)
+    text = for_terminal(str(raw))  # ESC and other controls shown escaped: the file may be cat'ed
     if text[:1] in ("=", "+", "-", "@", "\t", "\r"):
         return "'" + text
     return text

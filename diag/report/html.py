@@ -3,12 +3,16 @@
 Jinja autoescaping is on: every string from the trace, the rules or the host is escaped. Nothing
 is loaded from the network (inline CSS, a few lines of inline JS, SVG charts drawn here), and a
 Content-Security-Policy meta tag forbids any fetch, so the file is safe to open from a case system.
+The one script (``reports/report.js``) is allowed by its SHA-256, not by "unsafe-inline": a script
+that got into the page some other way would not run.
 Remediation text (Markdown from the rules) is escaped first and then given a small safe subset of
 Markdown: code spans, bold, paragraphs and http(s) links.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import re
 from datetime import datetime
 from functools import lru_cache
@@ -21,9 +25,11 @@ from markupsafe import Markup, escape
 from diag.report.content import related_paths, related_rates, unanswered
 from diag.report.markdown import columns, size, value
 from diag.report.model import RunReport
+from diag.report.terminal import for_terminal
 from diag.resources import data_dir
 
 TEMPLATE = "report.html.j2"
+SCRIPT = "report.js"
 MAX_EVIDENCE_ROWS = 200
 SEVERITY_COLOURS = {"critical": "#7a0019", "high": "#c62828", "medium": "#ef6c00", "low": "#2e7d32", "info": "#546e7a"}
 
@@ -31,10 +37,22 @@ __all__ = ["render_html"]
 
 
 def render_html(run: RunReport, *, max_evidence_rows: int = MAX_EVIDENCE_ROWS, template_dir: Path | None = None) -> str:
-    env = _environment(str(template_dir or data_dir("reports")))
+    directory = str(template_dir or data_dir("reports"))
+    env = _environment(directory)
+    script, script_hash = _script(directory)
     return env.get_template(TEMPLATE).render(
-        run=run, max_evidence_rows=max_evidence_rows, colours=SEVERITY_COLOURS, unanswered=unanswered(run)
+        run=run, max_evidence_rows=max_evidence_rows, colours=SEVERITY_COLOURS, unanswered=unanswered(run),
+        script=Markup(script), script_hash=script_hash,
     )
+
+
+@lru_cache(maxsize=4)
+def _script(directory: str) -> tuple[str, str]:
+    """The report's script and its CSP source expression ('sha256-<base64>' of exactly those bytes)."""
+    text = (Path(directory) / SCRIPT).read_text(encoding="utf-8")
+    if "</" in text:
+        raise ValueError(f"{SCRIPT} must not contain '</'")
+    return text, "sha256-" + base64.b64encode(hashlib.sha256(text.encode("utf-8")).digest()).decode("ascii")
 
 
 @lru_cache(maxsize=4)
@@ -45,12 +63,21 @@ def _environment(directory: str) -> jinja2.Environment:
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
+        finalize=_no_controls,
     )
     env.filters.update(value=value, columns=columns, size=size, markdown=safe_markdown, link=safe_link)
     env.globals.update(severity_chart=severity_chart, count_chart=count_chart, timeline_chart=timeline_chart,
                        path_chart=path_chart, rate_chart=rate_chart, related_paths=related_paths,
                        related_rates=related_rates)
     return env
+
+
+def _no_controls(value: Any) -> Any:
+    """Every value printed into the page: control characters and bidi overrides shown escaped (a browser
+    would ignore most, but the file is also read with ``cat`` and ``grep``)."""
+    if isinstance(value, Markup):
+        return Markup(for_terminal(str(value)))
+    return for_terminal(value) if isinstance(value, str) else value
 
 
 _LINK = re.compile(r"\[([^\]\n]+)\]\((https?://[^\s)]+)\)")

@@ -17,6 +17,7 @@ import jinja2
 
 from diag.report.content import related_paths, related_rates, unanswered
 from diag.report.model import RunReport
+from diag.report.terminal import for_terminal
 from diag.resources import data_dir
 
 TEMPLATE = "report.md.j2"
@@ -47,7 +48,7 @@ def _environment(directory: str) -> jinja2.Environment:
         lstrip_blocks=True,
         keep_trailing_newline=True,
     )
-    env.filters.update(cell=cell, text=text, value=value, columns=columns, size=size, extract_from=extract_from)
+    env.filters.update(cell=cell, text=text, rule_markdown=rule_markdown, value=value, columns=columns, size=size, extract_from=extract_from)
     env.globals.update(table_row=table_row, table_rule=table_rule, related_paths=related_paths,
                        related_rates=related_rates, unanswered=unanswered)
     return env
@@ -58,10 +59,19 @@ def _plain(raw: Any) -> str:
 
 
 def text(raw: Any) -> str:
-    """A trace- or rule-derived string for running text: one line, no code spans, no HTML; "–" when empty."""
+    """A trace- or rule-derived string for running text: one line, no code spans, no HTML, no links or
+    images (``[x](http://…)``, ``![](http://…)`` stay text), no control characters; "–" when empty."""
     if raw is None:
         return "–"
-    return _plain(raw).replace("`", "\\`").replace("<", "&lt;").replace(">", "&gt;")
+    plain = for_terminal(_plain(raw))
+    return (plain.replace("\\", "\\\\").replace("`", "\\`").replace("<", "&lt;").replace(">", "&gt;")
+            .replace("](", "\\](").replace("][", "\\][").replace("![", "!\\["))
+
+
+def rule_markdown(raw: Any) -> str:
+    """A rule's own Markdown (remediation): links stay links, but no image is ever loaded (a remote image
+    is a tracking pixel in whoever opens the report), and no control character gets through."""
+    return for_terminal(str(raw)).replace("![", "!\\[")
 
 
 def cell(raw: Any) -> str:

@@ -63,11 +63,13 @@ def fact_records(facts: "list[BaseModel]") -> list[dict[str, Any]]:
 
 
 class HostInfoFile(_Frozen):
-    """A host-info file given with ``--host-info``: where it was, its SHA-256 and size."""
+    """A host-info file given with ``--host-info``: where it was, its SHA-256 and size, and what of it
+    could not be used or is missing (``warnings``: "file:line: ...")."""
 
     path: str
     sha256: str | None = None
     size: int | None = None
+    warnings: list[str] = []
 
 
 class RunReport(_Frozen):

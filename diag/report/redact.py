@@ -30,7 +30,7 @@ from typing import Any
 
 from diag.report.model import RunReport
 
-__all__ = ["Redactor", "redact_run"]
+__all__ = ["Redactor", "redact_data", "redact_run"]
 
 # Fields that are never personal and whose shape must stay (ids, hashes, versions, times, enums).
 KEEP_KEYS = {
@@ -45,6 +45,7 @@ NAME_CATEGORIES = [  # (category, key pattern); first match wins
     ("switch", re.compile(r"(v?switch)", re.I)),
     ("vm", re.compile(r"(^|_)vm($|_)|vm_name|virtual_machine", re.I)),
     ("host", re.compile(r"host|computer|machine|server|node|dns_suffix|domain", re.I)),
+    ("session", re.compile(r"logger_name|session_name", re.I)),
     ("adapter", re.compile(r"adapter|component_name|nic|interface_alias|if_?alias|port_name|friendly_name|"
                            r"^name$|description|compartment_name|network_name", re.I)),
 ]
@@ -167,8 +168,11 @@ def _category(key: str) -> str | None:
 
 def redact_run(run: RunReport, key: bytes | None = None, *, redactor: Redactor | None = None) -> RunReport:
     """``run`` with every IP, MAC, name and path replaced by its pseudonym (see the module doc)."""
-    r = redactor or Redactor(key)
-    data = run.model_dump(mode="json")
+    return RunReport.model_validate(redact_data(run.model_dump(mode="json"), redactor or Redactor(key)))
+
+
+def redact_data(data: Any, r: Redactor) -> Any:
+    """Plain JSON data (a run, an ``inspect`` summary) with its IPs, MACs, names and paths pseudonymized."""
     names: dict[str, str] = {}  # original (casefolded) -> pseudonym
     paths: dict[str, str] = {}  # file paths named by path fields -> pseudonym
 
@@ -221,4 +225,4 @@ def redact_run(run: RunReport, key: bytes | None = None, *, redactor: Redactor |
             return r.path(node)
         return text(node)
 
-    return RunReport.model_validate(walk(data))
+    return walk(data)

@@ -119,7 +119,7 @@ def render_stored(
 
 def _write_atomically(target: Path, text: str) -> Path:
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8", newline="") as fh:
+    with open(tmp, "w", encoding="utf-8", errors="backslashreplace", newline="") as fh:  # lone surrogates
         fh.write(text)
     os.replace(tmp, target)
     return target
