@@ -282,7 +282,8 @@ def test_an_empty_database_file_is_no_runs_not_an_error(tmp_path):
     done = cli("runs", "--db", db)
     assert done.returncode == 0 and "No runs" in done.stdout
     assert cli("check", DEMO, "--db", db, "--out", tmp_path).returncode == 1
-    assert "1 " in cli("runs", "--db", db).stdout or cli("runs", "--db", db).stdout.count("\n") >= 2
+    listed = cli("runs", "--json", "--db", db)
+    assert listed.returncode == 0 and [r["trace_path"] for r in json.loads(listed.stdout)] == [str(DEMO)]
 
 
 # -- host info -----------------------------------------------------------------------------------------------

@@ -45,9 +45,6 @@ class TraceClock:
             return self.start_filetime + (ticks - self.reference_ticks) * 10_000_000 // self.ticks_per_second
         return None
 
-    def in_range(self, ticks: int) -> bool:
-        return self.raw_min <= ticks <= self.raw_max
-
     @staticmethod
     def to_datetime(filetime: int) -> datetime | None:
         return filetime_to_datetime(filetime)
