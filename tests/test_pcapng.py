@@ -15,7 +15,7 @@ import pytest
 
 from diag import store
 from diag.errors import BadInputError
-from diag.report.pcapng import export_pcap, matches_from_evidence
+from diag.report.pcapng import PcapOptions, export_pcap, matches_from_evidence
 
 DATA = Path(__file__).parent / "data"
 DEMO = DATA / "pktmon-drops.etl"
@@ -39,7 +39,7 @@ def tshark(path: Path) -> list[dict[str, str]]:
 @needs_tshark
 def test_every_packet_with_drops_marked(tmp_path):
     out = tmp_path / "all.pcapng"
-    summary = export_pcap(DEMO, out)
+    summary = export_pcap(DEMO, out, options=PcapOptions(verdict=True))
     packets = tshark(out)
     assert len(packets) == EVENTS["160"] + EVENTS["170"] == summary.packets
     drops = [p for p in packets if p["frame.verdict.hw"]]
@@ -72,7 +72,7 @@ def test_every_packet_with_drops_marked(tmp_path):
 @needs_tshark
 def test_drops_only_and_one_finding(tmp_path):
     drops = tshark(export_pcap(DEMO, tmp_path / "d.pcapng", drops_only=True).path)
-    assert len(drops) == EVENTS["170"] and all(p["frame.verdict.hw"] for p in drops)
+    assert len(drops) == EVENTS["170"] and all(p["frame.comment"].startswith("pktmon drop: ") for p in drops)
     spoof = next(e["values"] for e in TRUTH["expect"] if e["finding"] == "mac-spoofing")
     match = matches_from_evidence([{"component_id": 2, "reason_code": spoof["reason"], "direction": "Tx"}])
     packets = tshark(export_pcap(DEMO, tmp_path / "f.pcapng", match=match, drops_only=True).path)
@@ -128,15 +128,15 @@ def test_one_pcapng_per_finding_for_check(tmp_path, monkeypatch):
 
     run = api.check(DEMO, db_path=tmp_path / "w.db", out_dir=tmp_path).run
     passes = []
-    read_packets = pcapng._packets
-    monkeypatch.setattr(pcapng, "_packets", lambda trace: passes.append(1) or read_packets(trace))
+    read_packets = pcapng._pktmon_events
+    monkeypatch.setattr(pcapng, "_pktmon_events", lambda trace: passes.append(1) or read_packets(trace))
     written = pcapng.export_finding_pcaps(DEMO, run, tmp_path / "pcap")
     assert len(written) > 2 and len(passes) == 2  # every file from the same two passes over the trace
     assert {"vlan-drops", "mac-spoofing-drops"} <= set(written)
     for rule, truth in (("vlan-drops", "vlan-mismatch"), ("mac-spoofing-drops", "mac-spoofing")):
         expected = next(e["values"]["count"] for e in TRUTH["expect"] if e["finding"] == truth)
         packets = tshark(tmp_path / "pcap" / f"wnvdiag-{rule}.pcapng")
-        assert len([p for p in packets if p["frame.verdict.hw"]]) == expected
+        assert len([p for p in packets if p["frame.comment"].startswith("pktmon drop: ")]) == expected
     # Findings without drop evidence get no file; nothing else is in the directory.
     assert sorted(p.name for p in (tmp_path / "pcap").iterdir()) == sorted(f"wnvdiag-{r}.pcapng" for r in written)
 

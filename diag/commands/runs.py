@@ -132,25 +132,43 @@ def diff(
 
 
 def export_pcap(
-    trace: Path = typer.Argument(..., help="ETL file from pktmon."),
+    trace: Path = typer.Argument(..., help="ETL file from pktmon or netsh trace (capture=yes)."),
     out: Path = typer.Option(..., "-o", "--out", help="The pcapng file to write."),
     finding: Optional[str] = typer.Option(None, "--finding", help="Only the packets of this stored finding "
                                                                   "(id or unique prefix, see `wnvdiag findings`)."),
     drops_only: bool = typer.Option(False, "--drops-only", help="Only the drop events, not the packets' other hops."),
+    first_snapshot: bool = typer.Option(False, "--first-snapshot",
+                                        help="One copy per packet, where it entered, its drop named in its comment "
+                                             "(for Wireshark's TCP analysis and conversation counts)."),
+    component: list[int] = typer.Option([], "--component", metavar="ID",
+                                        help="Only what this capture point saw (pktmon component id; for netsh, "
+                                             "the NDIS IfIndex); repeatable."),
+    verdict: bool = typer.Option(False, "--verdict", help="Also mark drops with the pcapng verdict option. Wireshark "
+                                                          "4.0 cannot open a file it re-saved from such a one."),
     db: Path = DB_OPTION,
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing but errors."),
 ) -> None:
-    """Write the trace's pktmon packets as pcapng: components as interfaces, drops with a verdict and
-    their reason as a comment, the pktmon packet id on every packet."""
-    from diag.report.pcapng import export_pcap as export, export_stored_finding
+    """Write the trace's packets as pcapng, in time order: capture points as interfaces, the pktmon
+    packet id on every packet, drops with their reason in the packet comment. Exit code 3 when there is
+    no packet to write (no file is written then)."""
+    from diag.api import EXIT_INCONCLUSIVE
+    from diag.report.pcapng import PcapOptions, export_pcap as export, export_stored_finding
 
+    options = PcapOptions(drops_only=drops_only, first_snapshot=first_snapshot,
+                          components=frozenset(component) if component else None, verdict=verdict)
     try:
-        summary = (export_stored_finding(db, finding, trace, out, drops_only=drops_only) if finding
-                   else export(trace, out, drops_only=drops_only))
+        summary = (export_stored_finding(db, finding, trace, out, options=options) if finding
+                   else export(trace, out, options=options))
     except DiagError as exc:
         _fail(str(exc))
+    if not summary.written:
+        echo(f"wnvdiag: {trace}: no packet to write ({summary.contents}); {out} was not written", err=True)
+        for why, n in summary.skipped.items():
+            echo(f"  not written: {n} packet(s): {why}", err=True)
+        raise typer.Exit(EXIT_INCONCLUSIVE)
     if not quiet:
-        echo(f"{out}: {summary.packets} packet(s), {summary.drops} drop(s), {summary.interfaces} interface(s)")
+        echo(f"{out}: {summary.packets} packet(s), {summary.drops} drop(s), {summary.interfaces} interface(s); "
+             f"{summary.contents}")
         for why, n in summary.skipped.items():
             echo(f"  not written: {n} packet(s): {why}")
 

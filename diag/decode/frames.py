@@ -217,6 +217,16 @@ def _dot11(data: bytes, out: Frame) -> int | None:
     return pos + 8
 
 
+def wifi_link(frame: bytes) -> str:
+    """The link a frame that pktmon labels Wi-Fi (PacketType 2) really has: ``LINK_80211`` for an 802.11
+    data frame (LLC/SNAP body, or Null/QoS-Null), else ``LINK_ETHERNET`` (builds differ: module doc)."""
+    header = _dot11_header(frame)
+    if header is not None and (_dot11_no_data(frame, header)
+                               or (frame[header:header + 3] == _SNAP and len(frame) >= header + 8)):
+        return LINK_80211
+    return LINK_ETHERNET
+
+
 def _dot11_addresses(data: bytes, out: Frame) -> None:
     to_ds, from_ds = data[1] & 0x1, data[1] & 0x2
     a1, a2, a3 = data[4:10], data[10:16], data[16:22]
