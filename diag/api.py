@@ -26,7 +26,8 @@ from diag.report.model import fact_records, utc_now
 from diag.report.pcapng import export_finding_pcaps
 from diag.report.redact import Redactor, redact_data, redact_run
 from diag.resources import data_dir
-from diag.store import can_create_in, check_writable, fingerprint_files, load_run, redaction_key, save_run
+from diag.store import (can_create_in, check_writable, find_reusable, fingerprint_files, load_run, redaction_key,
+                        save_run)
 
 Progress = Callable[[int, int], None]
 # exit codes of ``check``: stable, documented in the README
@@ -157,6 +158,7 @@ class CheckResult:
     threshold: Severity
     reports: dict | None = None  # format -> files written
     pcaps: dict | None = None  # rule id -> ExportSummary of its evidence pcapng (check --pcap)
+    reused: bool = False  # the run was stored already for the same trace, code, rules and options: not read again
 
     @property
     def findings_at_threshold(self) -> list:
@@ -199,6 +201,8 @@ def check(
     pcap_dir: str | Path | None = None,
     rules_timeout: float | None = RULES_TIMEOUT,
     rules_memory_mb: int | None = RULES_MEMORY_MB,
+    phase: Callable[[str], None] | None = None,
+    reuse: bool = True,
 ) -> CheckResult:
     """Read a trace, build facts, run the rules pack (plus ``rule_dirs``), store the run, write the report.
 
@@ -206,7 +210,13 @@ def check(
     ``rule_dirs``) may take ``rules_timeout`` seconds and ``rules_memory_mb`` MiB (None: unbounded). Raises ``BadTraceError``/``BadInputError`` for
     unusable input (nothing is stored), and ``AnalysisFailed`` when the rules could not run; that
     failed run is stored and reported first.
+
+    ``reuse``: when the database holds a whole run of the same question (the same trace bytes, wnvdiag
+    code and knowledge, rules, rule selection, host-info files, case, threshold and limits), that run is
+    reported again without reading the trace (``CheckResult.reused``). ``phase(text)`` is told each
+    phase as it starts; ``progress(done, total)`` the bytes read.
     """
+    phase = phase or _silent
     path, db_path, out_dir = Path(path), Path(db_path), Path(out_dir)
     for d in rule_dirs:
         if not Path(d).is_dir():
@@ -222,10 +232,20 @@ def check(
     if pcap_dir is not None and redact:
         raise BadInputError("--pcap writes the trace's real frames and cannot be redacted; leave out --pcap or --redact")
     info = load_host_info(list(map(Path, host_info))) if host_info else None  # bad files: exit 2 before the read
+    trace_sha256 = _sha256(path) if path.is_file() else None
+    input_key = _input_key(trace_sha256, all_rule_dirs, only, skip, host_info, case_id, threshold,
+                           rules_timeout, rules_memory_mb) if trace_sha256 else None
+    stored = find_reusable(db_path, input_key) if reuse and input_key else None
+    if stored is not None:
+        phase(f"reusing run {stored}: the same trace, rules and options were checked before")
+        return _report_run(load_run(db_path, stored), path, db_path, out_dir, formats, threshold, redact, pcap_dir,
+                           phase, progress, reused=True)
     started = utc_now()
     scan = scan_trace(path, progress, facts=True)
+    phase("building facts")
     facts = build_facts(scan, info)
     failure = None
+    phase("running the rules")
     try:
         result = run_rules(facts, all_rule_dirs, only=only or None, skip=skip or None, timeout=Limits(rules_timeout, rules_memory_mb))
         result = result.model_copy(update={"findings": apply_quality_gate(result.findings)})
@@ -238,26 +258,58 @@ def check(
                   case_id=case_id, rules_version=fingerprint_files(all_rule_dirs), host_info=host_files,
                   facts=fact_records(facts),
                   min_severity=threshold.value)
-    trace_info = _trace_info(path, scan)
+    trace_info = _trace_info(path, scan, trace_sha256)
     run = (RunReport.from_engine(result, trace=trace_info, **fields) if result is not None
            else RunReport(trace=trace_info, failure=failure, **fields))
     run = run.model_copy(update={"finished": utc_now()})
-    run_id = save_run(db_path, run)
+    phase("storing the run")
+    run_id = save_run(db_path, run, input_key=input_key)
     if run_id != run.run_id:  # the same analysis is stored already: report that run
         run = load_run(db_path, run_id)
+    return _report_run(run, path, db_path, out_dir, formats, threshold, redact, pcap_dir, phase, progress)
+
+
+def _report_run(run: RunReport, path: Path, db_path: Path, out_dir: Path, formats: list[str], threshold: Severity,
+                redact: bool, pcap_dir: str | Path | None, phase: Callable[[str], None], progress: Progress | None,
+                *, reused: bool = False) -> CheckResult:
+    run_id = run.run_id
     key = redaction_key(db_path) if redact else None
+    phase("writing the reports")
     try:
         reports = render(run, formats, out_dir, redact=redact, redact_key=key)
     except BadInputError as exc:
         raise BadInputError(f"{exc.message}; the run itself was stored: {run_id} in {db_path} (write the reports "
                             f"again with: wnvdiag report {run_id} --db {db_path} --out DIR)", exc.path) from None
     report_path = (reports.get("md") or next(iter(reports.values())))[0]
-    pcaps = export_finding_pcaps(path, run, pcap_dir) if pcap_dir is not None else {}
+    pcaps = export_finding_pcaps(path, run, pcap_dir, progress=progress,
+                                 phase=lambda text: phase(f"evidence pcapng, {text}")) if pcap_dir is not None else {}
     shown = redact_run(run, redactor=Redactor(key)) if redact else run  # what stdout and stderr may say, too
-    if failure is not None:
+    if run.failure is not None:
         raise AnalysisFailed(f"analysis failed, no conclusion (run {run_id} stored, report {report_path}): "
                              f"{shown.failure}", shown.trace.path)
-    return CheckResult(shown, run_id, db_path, report_path, threshold, reports, pcaps)
+    return CheckResult(shown, run_id, db_path, report_path, threshold, reports, pcaps, reused)
+
+
+def _silent(_text: str) -> None:
+    """No one is told the phases."""
+
+
+def _input_key(trace_sha256: str, rule_dirs: list[Path], only: list[str] | None, skip: list[str] | None,
+               host_info: list[Path] | tuple[Path, ...], case_id: str | None, threshold: Severity,
+               rules_timeout: float | None, rules_memory_mb: int | None) -> str:
+    """What a check is asked, before it reads the trace: two checks with the same key give the same run.
+    The code and knowledge are fingerprinted by content, so an edited checkout never reuses a stale run."""
+    import json
+
+    import diag
+
+    parts = {
+        "trace": trace_sha256, "code": fingerprint_files([Path(diag.__file__).parent, data_dir("knowledge")]),
+        "rules": fingerprint_files(rule_dirs), "only": sorted(only or []), "skip": sorted(skip or []),
+        "host_info": [_sha256(Path(p)) for p in host_info], "case": case_id, "threshold": threshold.value,
+        "limits": [rules_timeout, rules_memory_mb],
+    }
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:32]
 
 
 def _check_out_dir(directory: Path, option: str) -> None:
@@ -287,10 +339,10 @@ def _quality(scan: Scan) -> TraceQuality:
     )
 
 
-def _trace_info(path: Path, scan: Scan) -> TraceInfo:
+def _trace_info(path: Path, scan: Scan, sha256: str | None = None) -> TraceInfo:
     s = scan.summary
     return TraceInfo(
-        path=str(path), sha256=_sha256(path), size=s.read.file_size,
+        path=str(path), sha256=sha256 or _sha256(path), size=s.read.file_size,
         format="pktmon" if s.pktmon.present else "etl", os_build=s.header.os_build,
         start_time=s.header.start, end_time=s.header.end, records_read=s.read.records,
         records_decoded=s.decode.decodable_records,
@@ -341,5 +393,18 @@ def render_check_text(result: CheckResult) -> str:
         lines.append(f"  RULE ERROR {e.rule_id} ({e.file}): {e.message} - {consequence}")
     for e in run.engine_errors:
         lines.append(f"  ENGINE ERROR: {e}")
-    lines.append(f"  Stored in {result.db_path}; report {result.report_path}")
+    shown = {id(f) for f in run.shown_findings}
+    hidden = [f for f in run.findings if id(f) not in shown]
+    if hidden:
+        lowest = min((Severity(f.severity) for f in hidden), key=lambda s: s.rank)
+        lines.append(f"  {len(hidden)} finding(s) below {run.min_severity} not shown: --threshold {lowest.value} "
+                     "shows them")
+    if result.reused:
+        lines.append(f"  Reused run {result.run_id}, stored {_when(run.started.replace(microsecond=0))}: the same trace, rules and options "
+                     "were checked then (--fresh reads the trace again)")
+    lines.append(f"  Stored in {result.db_path}")
+    for fmt, paths in (result.reports or {"md": [result.report_path]}).items():
+        lines += [f"  Report ({fmt}): {p}" for p in paths]
+    for rule_id, summary in (result.pcaps or {}).items():
+        lines.append(f"  Evidence pcapng ({rule_id}): {summary.path}")
     return "\n".join(lines)

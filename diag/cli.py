@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import json
 import sys
-from contextlib import contextmanager
 from enum import IntEnum
 from pathlib import Path
-from typing import Iterator
 
 import click
 import typer
@@ -22,8 +20,10 @@ from diag.commands.runs import register as register_run_commands
 from diag.commands.synth import app as synth_app
 from diag.errors import DiagError
 from diag.commands.output import echo, fail
+from diag.commands.progress import progress_bar
+from diag.commands.runs import DB_OPTION, OUT_OPTION
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+app = typer.Typer(add_completion=True, no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode=None,
                   help="Read Windows network-virtualization ETL traces and diagnose them.")
 app.add_typer(rules_app, name="rules")
 app.add_typer(synth_app, name="synth")
@@ -43,22 +43,8 @@ def _fail(message: str) -> None:
     fail(message)
 
 
-@contextmanager
-def _progress(path: Path, quiet: bool, redact: bool = False) -> Iterator[api.Progress | None]:
-    """A rich progress bar on stderr for reads that take a while; nothing when quiet or piped."""
-    if quiet or not sys.stderr.isatty():
-        yield None
-        return
-    from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn, TransferSpeedColumn
-
-    with Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(),
-                  TransferSpeedColumn(), TimeRemainingColumn(), transient=True, console=None) as bar:
-        task = bar.add_task("reading the trace" if redact else f"reading {path.name}", total=None)
-
-        def update(done: int, total: int) -> None:
-            bar.update(task, completed=done, total=total)
-
-        yield update
+def _reading(trace: Path, redact: bool) -> str:
+    return "reading the trace" if redact else f"reading {trace.name}"
 
 
 def _version(value: bool) -> None:
@@ -83,8 +69,8 @@ def inspect(
 ) -> None:
     """What is in a trace: header, providers and events, what could not be read, pktmon's view."""
     try:
-        with _progress(trace, quiet or as_json, redact) as progress:
-            summary = api.inspect(trace, progress=progress, redact=redact)
+        with progress_bar(_reading(trace, redact), quiet or as_json) as bar:
+            summary = api.inspect(trace, progress=bar.advance if bar else None, redact=redact)
     except DiagError as exc:
         _fail(api.redact_message(str(exc), [trace]) if redact else str(exc))
     if as_json:
@@ -104,8 +90,8 @@ def check(
     rules: list[Path] = typer.Option([], "--rules", help="A directory of your own rules, added to the shipped pack."),
     only: list[str] = typer.Option([], "--only", help="Run only the rules with these ids or tags (repeatable)."),
     skip: list[str] = typer.Option([], "--skip", help="Leave out the rules with these ids or tags (skip wins over only)."),
-    db: Path = typer.Option(Path("wnvdiag.db"), "--db", help="SQLite file that keeps every run."),
-    out: Path = typer.Option(Path("."), "--out", help="Directory for the report files."),
+    db: Path = DB_OPTION,
+    out: Path = OUT_OPTION,
     threshold: api.Severity = typer.Option(api.Severity.low, "--threshold",
                                            help="Lowest severity that makes the exit code 1."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
@@ -119,14 +105,17 @@ def check(
                                         help="Stop a rules worker that runs longer (the run is then incomplete)."),
     rules_memory: int = typer.Option(api.RULES_MEMORY_MB, "--rules-memory", metavar="MB", min=64,
                                      help="Address-space limit of each rules worker."),
+    fresh: bool = typer.Option(False, "--fresh", help="Read the trace again even when the database holds a run of "
+                                                      "the same trace, rules and options."),
 ) -> None:
     """Read the trace, run the rules, store the run and write the reports (Markdown by default)."""
     try:
-        with _progress(trace, quiet or as_json, redact) as progress:
-            result = api.check(trace, rule_dirs=rules, host_info=host_info, only=only, skip=skip, db_path=db, out_dir=out, threshold=threshold,
-                               progress=progress, arguments=sys.argv[1:],
+        with progress_bar(_reading(trace, redact), quiet or as_json) as bar:
+            result = api.check(trace, rule_dirs=rules, host_info=host_info, only=only, skip=skip, db_path=db,
+                               out_dir=out, threshold=threshold, arguments=sys.argv[1:],
                                report_formats=report, case_id=case, redact=redact, pcap_dir=pcap,
-                               rules_timeout=rules_timeout, rules_memory_mb=rules_memory)
+                               rules_timeout=rules_timeout, rules_memory_mb=rules_memory, reuse=not fresh,
+                               progress=bar.advance if bar else None, phase=bar.phase if bar else None)
     except DiagError as exc:
         _fail(api.redact_message(str(exc), [trace, *host_info]) if redact else str(exc))
     if as_json:
@@ -139,7 +128,7 @@ def check(
 def main() -> None:
     """The console entry point: every way out has its documented exit code, none is a bare traceback."""
     try:
-        code = app(standalone_mode=False)
+        code = readable_help(typer.main.get_command(app)).main(prog_name="wnvdiag", standalone_mode=False)
         if code == Exit.INTERRUPTED:  # typer's own handling of Ctrl-C: it returns 130 and says nothing
             code = _interrupted()
     except (*_CLICK.Abort, KeyboardInterrupt):  # Ctrl-C
@@ -156,6 +145,56 @@ def main() -> None:
     except Exception as exc:  # noqa: BLE001 - a bug of ours: one line, details in a file, never code 0 or 1
         code = _internal_error(exc)
     sys.exit(code if isinstance(code, int) else 0)
+
+
+def readable_help(command: click.Command) -> click.Command:
+    """Metavars as click and most tools print them (TRACE, PATH, TEXT, N) in place of typer's Python types
+    (``<list[Path]>``, ``{trace}``), on every command and sub-command."""
+    ctx = command.context_class(command)
+    for param in command.params:
+        if param.metavar is not None or getattr(param, "is_flag", False):
+            continue
+        if param.param_type_name == "argument":
+            name = param.name.upper()
+            param.metavar = name + ("..." if param.nargs != 1 else "")
+            # typer's own rendering adds the Python type and braces: say the name once, as click does
+            param.display_type_rich = lambda ctx: None
+            param._usage_display_name = lambda p=param: p.metavar if p.required else f"[{p.metavar}]"
+            continue
+        shown = getattr(param, "display_type", None)
+        label = str(shown(ctx) or "") if shown else ""
+        label = label.strip("<>").removeprefix("list[").removesuffix("]")
+        if "|" in label:
+            param.metavar = f"[{label}]"
+        else:
+            kind = label.split(" ")[0].lower()
+            param.metavar = {"path": "PATH", "int": "N", "float": "NUMBER"}.get(kind, "TEXT")
+    command.context_class = _whole_words(command.context_class)
+    for sub in getattr(command, "commands", {}).values():
+        readable_help(sub)
+    return command
+
+
+_NO_BREAK_HYPHEN = "\u2011"
+
+
+def _whole_words(context_class: type) -> type:
+    """The command's context class, with a help formatter that wraps lines between words only: click's
+    wrapper also breaks after a hyphen ("comma-" / "separated", "ConvertTo-" / "Json")."""
+    base = context_class.formatter_class
+
+    class WholeWordsFormatter(base):
+        def write(self, string: str) -> None:
+            super().write(string.replace(_NO_BREAK_HYPHEN, "-"))
+
+        def write_text(self, text: str) -> None:
+            super().write_text(text.replace("-", _NO_BREAK_HYPHEN))
+
+        def write_dl(self, rows, *args, **kwargs) -> None:
+            super().write_dl([(first, second.replace("-", _NO_BREAK_HYPHEN)) for first, second in rows],
+                             *args, **kwargs)
+
+    return type(context_class.__name__, (context_class,), {"formatter_class": WholeWordsFormatter})
 
 
 def _classes(name: str) -> tuple[type, ...]:

@@ -33,7 +33,7 @@ from pydantic import BaseModel, ConfigDict
 from diag.errors import BadInputError
 from diag.report.model import RunReport
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 # SQLite's header field for "which application's file is this" ("WNVD"): set on every database we create,
 # so that someone else's SQLite file given as --db is recognised, refused and never modified.
 APPLICATION_ID = 0x574E5644
@@ -41,7 +41,7 @@ APPLICATION_ID = 0x574E5644
 __all__ = [
     "FindingRow", "RunDiff", "RunSummary", "SCHEMA_VERSION", "diff_runs", "fingerprint_files", "finding_id",
     "can_create_in", "list_findings", "list_runs", "load_finding", "load_run", "redaction_key", "resolve_run", "run_key",
-    "save_run",
+    "save_run", "find_reusable",
 ]
 
 
@@ -125,6 +125,7 @@ _TABLES: dict[str, dict[str, Any]] = {
             "rules_version": str,
             "host_info": str,  # JSON list of {path, sha256, size}
             "run_key": str,
+            "input_key": str,  # what the run was asked (trace, code, rules, options): see find_reusable
         },
         pk="id",
         not_null={"started", "tool_version", "trace_path", "verdict", "min_severity"},
@@ -196,13 +197,14 @@ _TABLES["meta"] = dict(columns={"name": str, "value": str}, pk="name", not_null=
 
 _INDEXES = [
     ("findings", ["run_id"]), ("evidence", ["finding_id"]), ("rule_errors", ["run_id"]), ("runs", ["run_key"]),
-    ("runs", ["case_id"]), ("facts", ["run_id", "kind"]),
+    ("runs", ["case_id"]), ("facts", ["run_id", "kind"]), ("runs", ["input_key"]),
 ]
 # Columns each schema version added, so that an older database is brought up to date in place.
 _ADDED_COLUMNS = {
     2: {"runs": {"case_id": str, "rules_version": str, "host_info": str, "run_key": str},
         "findings": {"impact": str, "tags": str}},
     3: {"evidence": {"fact_ids": str}},  # the facts behind each evidence row
+    4: {"runs": {"input_key": str}},
 }
 _SEVERITY_ORDER = ["info", "low", "medium", "high", "critical"]
 
@@ -254,7 +256,23 @@ def finding_id(run_id: str, rule_id: str, fact_ids: list[str]) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:20]
 
 
-def save_run(db_path: str | Path, run: RunReport | Mapping[str, Any]) -> str:
+def find_reusable(db_path: str | Path, input_key: str) -> str | None:
+    """The id of a stored run that answered the same question (``input_key``: the same trace bytes, code,
+    rules and options), whose analysis ran whole: not failed, no engine error (a timeout or a crashed
+    worker may not happen again). None when there is none, or no database yet."""
+    path = Path(db_path)
+    if not path.is_file():
+        return None
+    with _reading(path, "runs") as db:
+        if "runs" not in db.table_names() or "input_key" not in {c.name for c in db["runs"].columns}:
+            return None
+        row = db.conn.execute(
+            "SELECT id FROM runs WHERE input_key = ? AND failure IS NULL AND (engine_errors IS NULL OR "
+            "engine_errors = '[]') ORDER BY started DESC LIMIT 1", [input_key]).fetchone()
+    return row[0] if row else None
+
+
+def save_run(db_path: str | Path, run: RunReport | Mapping[str, Any], *, input_key: str | None = None) -> str:
     """Write ``run`` to the database at ``db_path`` (created if missing); return the run id.
 
     Everything is written in one transaction: on any error (or if the process dies) nothing of
@@ -279,9 +297,12 @@ def save_run(db_path: str | Path, run: RunReport | Mapping[str, Any]) -> str:
                     "SELECT id FROM runs WHERE run_key = ? AND failure IS NULL ORDER BY started LIMIT 1", [key]
                 ).fetchone()
                 if same is not None:
-                    _rollback(conn)
+                    if input_key is not None:  # a run stored before input keys, or asked differently
+                        conn.execute("UPDATE runs SET input_key = ? WHERE id = ? AND input_key IS NULL",
+                                     [input_key, same[0]])
+                    conn.execute("COMMIT")
                     return same[0]
-            _write_run(conn, report, data, key)
+            _write_run(conn, report, data, key, input_key)
             conn.execute("COMMIT")
         except BaseException:
             _rollback(conn)
@@ -315,9 +336,10 @@ def _sqlite_problem(exc: sqlite3.Error) -> str:
     return text
 
 
-def _write_run(conn: sqlite3.Connection, report: RunReport, data: dict[str, Any], key: str | None) -> None:
+def _write_run(conn: sqlite3.Connection, report: RunReport, data: dict[str, Any], key: str | None,
+               input_key: str | None) -> None:
     run_id = report.run_id
-    _insert(conn, "runs", {**_run_row(report, data), "run_key": key})
+    _insert(conn, "runs", {**_run_row(report, data), "run_key": key, "input_key": input_key})
     _insert(conn, "traces", _trace_row(run_id, data))
     for position, finding in enumerate(data["findings"]):
         fid = finding_id(run_id, finding["rule_id"], finding["fact_ids"])
@@ -409,9 +431,11 @@ def resolve_run(db_path: str | Path, ref: str) -> str:
 def list_findings(
     db_path: str | Path, run: str | None = None, *, severity: str | None = None, rule: str | None = None
 ) -> list[FindingRow]:
-    """Stored findings, newest run first: of run ``run`` (id, prefix or ``latest``) or of every run;
-    ``severity`` keeps those at or above it, ``rule`` those of that rule id."""
+    """Stored findings, newest run first, and in a run the most severe first: of run ``run`` (id, prefix
+    or ``latest``) or of every run; ``severity`` (any case) keeps those at or above it, ``rule`` those of
+    that rule id."""
     path = Path(db_path)
+    severity = severity.lower() if severity is not None else None
     if severity is not None and severity not in _SEVERITY_ORDER:
         raise BadInputError(f"unknown severity {severity!r} (one of {', '.join(_SEVERITY_ORDER)})")
     if not path.exists():
@@ -438,7 +462,9 @@ def list_findings(
         "(SELECT count(*) FROM evidence e WHERE e.finding_id = f.id) AS evidence_rows "
         "FROM findings f JOIN runs r ON r.id = f.run_id"
         + (" WHERE " + " AND ".join(where) if where else "")
-        + " ORDER BY r.started DESC, r.id DESC, f.position"
+        + " ORDER BY r.started DESC, r.id DESC, "
+        + "CASE f.severity " + " ".join(f"WHEN '{name}' THEN {rank}" for rank, name in enumerate(_SEVERITY_ORDER))
+        + " ELSE -1 END DESC, f.position"
     )
     with _reading(path, "findings") as db:
         return [

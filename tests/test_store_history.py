@@ -177,8 +177,8 @@ def test_a_check_killed_while_saving_leaves_no_half_run(tmp_path):
                     str(tmp_path / "o1"), "-q"], check=False)
     before = store.list_runs(db)
     assert len(before) == 1
-    with sqlite3.connect(db) as conn:  # make the next check a new run, not a re-run of the first
-        conn.execute("UPDATE runs SET run_key = 'older'")
+    with sqlite3.connect(db) as conn:  # make the next check a new run, neither a re-run nor a reuse of the first
+        conn.execute("UPDATE runs SET run_key = 'older', input_key = NULL")
     child = subprocess.Popen([sys.executable, "-c", CHECK_CHILD, str(DEMO), str(db), str(out)],
                              stdout=subprocess.PIPE, text=True)
     assert child.stdout.readline().strip() == "WRITING"
@@ -243,10 +243,7 @@ def test_a_schema_1_database_is_upgraded_in_place(tmp_path):
         added = [(table, column) for tables in store._ADDED_COLUMNS.values()
                  for table, columns in tables.items() for column in columns]
         for table, column in added:
-            if column in ("run_key",):
-                conn.execute("DROP INDEX IF EXISTS idx_runs_run_key")
-            if column == "case_id":
-                conn.execute("DROP INDEX IF EXISTS idx_runs_case_id")
+            conn.execute(f"DROP INDEX IF EXISTS idx_{table}_{column}")
             conn.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
         conn.execute("PRAGMA user_version = 1")
     store.save_run(db, report("new", T0 + timedelta(hours=1), case_id="C9", findings=[]))

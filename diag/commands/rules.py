@@ -19,6 +19,7 @@ from diag.engine.selftest import RulesTestReport, test_rules
 from diag.errors import DiagError
 from diag.resources import data_dir
 from diag.commands.output import echo, fail
+from diag.commands.progress import progress_bar
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="List, show, write, test and lint rules.")
 
@@ -111,7 +112,8 @@ def test(
 ) -> None:
     """Run the rules' own cases and the differential test (engine vs reference evaluator)."""
     try:
-        report = test_rules(_paths(paths), sets, seed)
+        with progress_bar("testing the rules", quiet=False) as bar:
+            report = test_rules(_paths(paths), sets, seed, phase=bar.phase if bar else None)
     except DiagError as exc:
         _fail(str(exc))
     echo(_render_test_report(report))

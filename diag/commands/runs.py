@@ -22,9 +22,12 @@ from diag import store
 from diag.errors import DiagError
 from diag.report import render_stored
 from diag.commands.output import echo, fail
+from diag.commands.progress import progress_bar
 
 EXIT_ERROR = 2
-DB_OPTION = typer.Option(Path("wnvdiag.db"), "--db", help="SQLite file that keeps every run.")
+# Defaults a user can set once for a shell or a case folder: WNVDIAG_DB and WNVDIAG_OUT.
+DB_OPTION = typer.Option(Path("wnvdiag.db"), "--db", envvar="WNVDIAG_DB", help="SQLite file that keeps every run.")
+OUT_OPTION = typer.Option(Path("."), "--out", envvar="WNVDIAG_OUT", help="Directory for the report files.")
 
 
 def _fail(message: str) -> None:
@@ -60,18 +63,29 @@ def runs(
 
 def findings(
     run: Optional[str] = typer.Argument(None, help="Run id, unique prefix or 'latest'; all runs when left out."),
-    severity: Optional[str] = typer.Option(None, "--severity", help="Only findings at or above this severity."),
+    severity: Optional[str] = typer.Option(None, "--severity", help="Only findings at or above this severity "
+                                                                    "(info, low, medium, high, critical)."),
     rule: Optional[str] = typer.Option(None, "--rule", help="Only findings of this rule id."),
+    finding: Optional[str] = typer.Option(None, "--finding", metavar="ID",
+                                          help="One finding (id or unique prefix) in full, with every evidence row."),
+    evidence: bool = typer.Option(False, "--evidence", help="Print each finding's evidence rows too."),
     db: Path = DB_OPTION,
     as_json: bool = typer.Option(False, "--json", help="Print the findings as JSON."),
 ) -> None:
-    """Stored findings, newest run first."""
+    """Stored findings, newest run first, the most severe first within a run."""
     try:
+        if finding is not None:
+            return _one_finding(db, finding, as_json)
         rows = store.list_findings(db, run, severity=severity, rule=rule)
+        shown = {r.finding_id: store.load_finding(db, r.finding_id)[1] for r in rows} if evidence else {}
     except DiagError as exc:
         _fail(str(exc))
     if as_json:
-        echo(json.dumps([r.model_dump(mode="json") for r in rows], indent=2))
+        docs = [r.model_dump(mode="json") for r in rows]
+        for doc in docs:
+            if doc["finding_id"] in shown:
+                doc["evidence"] = shown[doc["finding_id"]].evidence
+        echo(json.dumps(docs, indent=2, default=str))
         return
     if not rows:
         echo("No findings.")
@@ -79,12 +93,37 @@ def findings(
     for r in rows:
         echo(f"{r.run_id}  {r.finding_id}  [{r.severity}/{r.confidence}] {r.rule_id}: {r.title}")
         echo(f"    {_short(r.summary, 150)} ({r.evidence_rows} evidence row(s))")
+        if r.finding_id in shown:
+            _print_evidence(shown[r.finding_id].evidence, "      ")
+
+
+def _one_finding(db: Path, ref: str, as_json: bool) -> None:
+    try:
+        run, f = store.load_finding(db, ref)
+    except DiagError as exc:
+        _fail(str(exc))
+    if as_json:
+        echo(json.dumps({"run_id": run.run_id, **f.model_dump(mode="json")}, indent=2, default=str))
+        return
+    echo(f"[{f.severity}/{f.confidence}] {f.rule_id}: {f.title}  (run {run.run_id}, trace {run.trace.path})")
+    echo(f"  {f.summary}")
+    if f.remediation:
+        echo(f"  Remediation: {f.remediation}")
+    echo(f"  Evidence ({len(f.evidence)} row(s)):")
+    _print_evidence(f.evidence, "    ")
+
+
+def _print_evidence(rows: list[dict], indent: str) -> None:
+    """Each evidence row on one line, ``key=value`` pairs in the row's own order (empty values as "–")."""
+    for n, row in enumerate(rows, 1):
+        pairs = "  ".join(f"{k}={'–' if v in (None, '', [], {}) else _short(v, 80)}" for k, v in row.items())
+        echo(f"{indent}{n}. {pairs}")
 
 
 def report(
     run: str = typer.Argument(..., help="Run id, unique prefix or 'latest'."),
     formats: str = typer.Option("md", "--format", "--report", help="Comma-separated: html, md, json, csv, or all."),
-    out: Path = typer.Option(Path("."), "--out", help="Directory for the report files."),
+    out: Path = OUT_OPTION,
     case: Optional[str] = typer.Option(None, "--case", help="Stamp the reports with this case id."),
     redact: bool = typer.Option(False, "--redact", help="Replace IPs, MACs, host/user/switch/adapter names and "
                                                         "paths with consistent pseudonyms."),
@@ -157,8 +196,10 @@ def export_pcap(
     options = PcapOptions(drops_only=drops_only, first_snapshot=first_snapshot,
                           components=frozenset(component) if component else None, verdict=verdict)
     try:
-        summary = (export_stored_finding(db, finding, trace, out, options=options) if finding
-                   else export(trace, out, options=options))
+        with progress_bar(f"reading {trace.name}", quiet) as bar:
+            watch = dict(progress=bar.advance, phase=bar.phase) if bar else {}
+            summary = (export_stored_finding(db, finding, trace, out, options=options, **watch) if finding
+                       else export(trace, out, options=options, **watch))
     except DiagError as exc:
         _fail(str(exc))
     if not summary.written:

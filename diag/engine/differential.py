@@ -292,8 +292,12 @@ def _hypothesis_sets(rule_domains: dict[str, dict[str, list[Any]]], count: int, 
 
 
 def compare_with_reference(rules: list[Rule], sets_per_rule: int = 200, seed: int = 0,
-                           timeout: float | None = None) -> list[RuleComparison]:
-    """Run ``sets_per_rule`` generated sets per rule through the engine; compare with the reference."""
+                           timeout: float | None = None, phase: Callable[[str], None] | None = None
+                           ) -> list[RuleComparison]:
+    """Run ``sets_per_rule`` generated sets per rule through the engine; compare with the reference.
+    ``phase(text)`` is told each phase as it starts."""
+    phase = phase or (lambda _text: None)
+    phase(f"differential test: generating {sets_per_rule} fact set(s) per rule")
     results = {r.id: RuleComparison(r.id) for r in rules}
     owners: list[Rule] = []
     fact_sets: list[list[BaseModel]] = []
@@ -310,6 +314,7 @@ def compare_with_reference(rules: list[Rule], sets_per_rule: int = 200, seed: in
             continue
         owners += [by_id[job[0]]] * len(generated)
         fact_sets += generated
+    phase(f"differential test: {len(fact_sets)} fact set(s) through the engine, then the reference evaluator")
     sessions, run = run_sessions(rules, fact_sets, timeout)
     for rule_id, failure in run.failures.items():
         results[rule_id].errors += [f"action failed: {m}" for m in failure["messages"]]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,9 +28,12 @@ class RulesTestReport:
 
 
 def test_rules(paths: Sequence[Path], sets_per_rule: int = 200, seed: int = 0,
-               timeout: float | None = None) -> RulesTestReport:
-    """Load the rules at ``paths`` (files or directories), run their cases and the differential test."""
+               timeout: float | None = None, phase: Callable[[str], None] | None = None) -> RulesTestReport:
+    """Load the rules at ``paths`` (files or directories), run their cases and the differential test.
+    ``phase(text)`` is told each phase as it starts."""
+    phase = phase or (lambda _text: None)
     report = RulesTestReport()
+    phase("loading the rules")
     for path in expand(paths):
         try:
             report.rules.append(load_rule(path))
@@ -39,8 +42,9 @@ def test_rules(paths: Sequence[Path], sets_per_rule: int = 200, seed: int = 0,
     if not report.rules:
         return report
     cases = _cases(report)
+    phase(f"running {len(cases)} case(s) of {len(report.rules)} rule(s)")
     report.cases = run_cases(report.rules, cases, timeout) if cases else []
-    report.comparisons = compare_with_reference(report.rules, sets_per_rule, seed, timeout)
+    report.comparisons = compare_with_reference(report.rules, sets_per_rule, seed, timeout, phase)
     return report
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO, Iterator
+from typing import BinaryIO, Callable, Iterator
 
 from diag.errors import BadTraceError
 from diag.read.buffers import Buffer, BufferStats, NotAnEtlFile, iter_buffers
@@ -68,10 +68,13 @@ class Trace:
         self.stats = ReadStats()
         return iter_buffers(self._fh, self.file_size, self.stats.buffers)
 
-    def records(self) -> Iterator[Record]:
-        """Every record of the file, in file order, as lazily decoded ``Record`` objects."""
+    def records(self, progress: Callable[[int, int], None] | None = None) -> Iterator[Record]:
+        """Every record of the file, in file order, as lazily decoded ``Record`` objects.
+        ``progress(bytes_done, bytes_total)`` is called as each buffer is reached."""
         clock = self.clock
         for buf in self.buffers():
+            if progress is not None:
+                progress(buf.offset + buf.size, self.file_size)
             rstats = self.stats.records
             data, index = buf.data, buf.index
             for htype, off, size in record_spans(data, index, rstats):

@@ -48,7 +48,7 @@ from __future__ import annotations
 
 import struct
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -61,6 +61,8 @@ from diag.errors import BadInputError
 from diag.facts.snapshots import SnapshotChains
 from diag.read import Trace
 from diag.report.pcapngfile import PcapngFile, option
+
+Progress = Callable[[int, int], None]
 
 __all__ = ["ExportSummary", "PcapOptions", "export_finding_pcaps", "export_pcap", "export_pcaps",
            "export_stored_finding", "matches_from_evidence"]
@@ -161,10 +163,11 @@ class _Survey:
     drops_not_noted: int = 0
 
 
-def _pktmon_events(trace: Trace) -> Iterable[tuple[Any, pktmon.PacketEvent | dict | None]]:
+def _pktmon_events(trace: Trace, progress: Progress | None = None
+                   ) -> Iterable[tuple[Any, pktmon.PacketEvent | dict | None]]:
     """(record, decoded) of pktmon component rundowns (dict) and packet events (PacketEvent; None:
     malformed), and (record, None) for every other event that carries a frame (NDIS-PacketCapture)."""
-    for record in trace.records():
+    for record in trace.records(progress):
         if not record.is_event_header:
             continue
         provider = record.provider
@@ -186,27 +189,34 @@ def _pktmon_events(trace: Trace) -> Iterable[tuple[Any, pktmon.PacketEvent | dic
 
 
 def export_pcap(trace_path: str | Path, out: str | Path, *, drops_only: bool = False, match: set[tuple] | None = None,
-                options: PcapOptions | None = None) -> ExportSummary:
+                options: PcapOptions | None = None, progress: Progress | None = None,
+                phase: Callable[[str], None] | None = None) -> ExportSummary:
     """Write the packets of ``trace_path`` to the pcapng file ``out`` (see the module doc)."""
     options = options or PcapOptions(drops_only=drops_only)
-    return export_pcaps(trace_path, {Path(out): match}, options=options)[Path(out)]
+    return export_pcaps(trace_path, {Path(out): match}, options=options, progress=progress, phase=phase)[Path(out)]
 
 
 def export_pcaps(trace_path: str | Path, outputs: dict[Path, set[tuple] | None], *, drops_only: bool = False,
-                 options: PcapOptions | None = None) -> dict[Path, ExportSummary]:
+                 options: PcapOptions | None = None, progress: Progress | None = None,
+                 phase: Callable[[str], None] | None = None) -> dict[Path, ExportSummary]:
     """Several pcapng files from one trace in the same two passes: ``outputs`` maps each file to
-    its ``match`` (None: every packet). Each file is written whole or not at all."""
+    its ``match`` (None: every packet). Each file is written whole or not at all. ``phase(text)``
+    names each pass as it starts, ``progress(bytes_done, bytes_total)`` follows it through the file."""
     options = options or PcapOptions(drops_only=drops_only)
     for out in outputs:
         _check_destination(out)
     with Trace(trace_path) as trace:
-        survey = _survey(trace, outputs, options)
+        if phase is not None:
+            phase("pass 1 of 2: finding the packets")
+        survey = _survey(trace, outputs, options, progress)
+        if phase is not None:
+            phase("pass 2 of 2: writing the packets")
         writers = {out: _Writer(out, survey, trace.header.os_build, options, survey.keep[out]) for out in outputs}
         try:
             identities = _PacketIdentity()
             track = options.first_snapshot or any(match is not None for match in outputs.values())
             pending: dict[tuple, bytearray] = {}
-            for record, ev in _pktmon_events(trace):
+            for record, ev in _pktmon_events(trace, progress):
                 if isinstance(ev, dict):
                     continue
                 if ev is None and record.provider == ndiscap.PROVIDER:
@@ -233,16 +243,17 @@ def _check_destination(out: Path) -> None:
         raise BadInputError("the directory of the pcapng file does not exist", out)
 
 
-def _survey(trace: Trace, outputs: dict[Path, set[tuple] | None], options: PcapOptions) -> _Survey:
+def _survey(trace: Trace, outputs: dict[Path, set[tuple] | None], options: PcapOptions,
+            progress: Progress | None = None) -> _Survey:
     survey = _Survey(keep={out: None if match is None else set() for out, match in outputs.items()})
     matching = {out: match for out, match in outputs.items() if match is not None}
     if not (matching or options.first_snapshot):
-        for _record, ev in _pktmon_events(trace):
+        for _record, ev in _pktmon_events(trace, progress):
             if isinstance(ev, dict):
                 survey.components[ev["component_id"]] = ev
         return survey
     identities = _PacketIdentity()
-    for record, ev in _pktmon_events(trace):
+    for record, ev in _pktmon_events(trace, progress):
         if isinstance(ev, dict):
             survey.components[ev["component_id"]] = ev
             continue
@@ -425,7 +436,9 @@ def _ndis_packet(record: Any, writers: Iterable[_Writer], pending: dict[tuple, b
 
 
 def export_stored_finding(db_path: str | Path, finding_ref: str, trace_path: str | Path, out: str | Path,
-                          *, drops_only: bool = False, options: PcapOptions | None = None) -> ExportSummary:
+                          *, drops_only: bool = False, options: PcapOptions | None = None,
+                          progress: Progress | None = None, phase: Callable[[str], None] | None = None
+                          ) -> ExportSummary:
     """The packets of one stored finding (id or unique prefix), from the trace it was found in."""
     import hashlib
 
@@ -444,10 +457,12 @@ def export_stored_finding(db_path: str | Path, finding_ref: str, trace_path: str
     if not match:
         raise BadInputError(f"finding {finding_ref} ({finding.rule_id}) names no dropped packets "
                             "(no component_id and reason_code in its evidence)")
-    return export_pcap(trace_path, out, drops_only=drops_only, match=match, options=options)
+    return export_pcap(trace_path, out, drops_only=drops_only, match=match, options=options, progress=progress,
+                       phase=phase)
 
 
-def export_finding_pcaps(trace_path: str | Path, run: Any, out_dir: str | Path) -> dict[str, ExportSummary]:
+def export_finding_pcaps(trace_path: str | Path, run: Any, out_dir: str | Path, *, progress: Progress | None = None,
+                         phase: Callable[[str], None] | None = None) -> dict[str, ExportSummary]:
     """One pcapng per finding of ``run`` whose evidence names drops: ``wnvdiag-<rule id>.pcapng``
     in ``out_dir`` (``check --pcap``), all from the same two passes over the trace. Findings without
     drop evidence get no file."""
@@ -458,5 +473,6 @@ def export_finding_pcaps(trace_path: str | Path, run: Any, out_dir: str | Path) 
     wanted = {rule: (path, match) for rule, (path, match) in wanted.items() if match}
     if not wanted:
         return {}
-    summaries = export_pcaps(trace_path, {path: match for path, match in wanted.values()})
+    summaries = export_pcaps(trace_path, {path: match for path, match in wanted.values()}, progress=progress,
+                             phase=phase)
     return {rule: summaries[path] for rule, (path, _match) in wanted.items()}
