@@ -40,7 +40,7 @@ APPLICATION_ID = 0x574E5644
 
 __all__ = [
     "FindingRow", "RunDiff", "RunSummary", "SCHEMA_VERSION", "diff_runs", "fingerprint_files", "finding_id",
-    "can_create_in", "list_findings", "list_runs", "load_finding", "load_run", "redaction_key", "resolve_run", "run_key",
+    "can_create_in", "list_findings", "list_runs", "load_finding", "load_run", "redaction_key", "redaction_key_path", "resolve_run", "run_key",
     "save_run", "find_reusable",
 ]
 
@@ -193,18 +193,64 @@ _TABLES["facts"] = dict(
     foreign_keys=[("run_id", "runs", "id")],
     not_null={"run_id", "fact_id", "kind", "data"},
 )
+# Every evidence row's fields, one row each: evidence keys differ by rule and some hold dots ("a.component_id")
+# that a JSON path cannot name plainly, so a query filters on ``field`` instead.
+_TABLES["evidence_fields"] = dict(
+    # value: declared BLOB, i.e. no type affinity, so that numbers stay numbers ("value > 100" compares numbers)
+    columns={"id": int, "run_id": str, "finding_id": str, "evidence_id": int, "row": int, "field": str,
+             "value": bytes},
+    pk="id",
+    foreign_keys=[("run_id", "runs", "id"), ("finding_id", "findings", "id"), ("evidence_id", "evidence", "id")],
+    not_null={"run_id", "finding_id", "evidence_id", "field"},
+)
 _TABLES["meta"] = dict(columns={"name": str, "value": str}, pk="name", not_null={"value"})
+# The same statement fills evidence_fields for a new run and for the runs of a database written before it.
+_FILL_EVIDENCE_FIELDS = (
+    "INSERT INTO evidence_fields (run_id, finding_id, evidence_id, row, field, value) "
+    "SELECT e.run_id, e.finding_id, e.id, e.position, j.key, j.value FROM evidence e, json_each(e.data) j "
+    "WHERE {where} ORDER BY e.id, j.id"
+)
+_FTS_COLUMNS = ["rule_id", "title", "summary", "remediation", "impact"]
+# Answers to the common questions in one query each (reports/database.md shows them in use).
+_VIEWS = {
+    "drops": """
+        SELECT f.run_id, f.kind = 'background_drop' AS background,
+               json_extract(f.data, '$.component_id') AS component_id,
+               json_extract(f.data, '$.component_name') AS component_name,
+               json_extract(f.data, '$.component_type') AS component_type,
+               json_extract(f.data, '$.direction') AS direction,
+               json_extract(f.data, '$.reason_code') AS reason_code,
+               json_extract(f.data, '$.reason_name') AS reason_name,
+               json_extract(f.data, '$.count') AS drops,
+               json_extract(f.data, '$.distinct_frames') AS distinct_frames,
+               json_extract(f.data, '$.first_seen') AS first_seen,
+               json_extract(f.data, '$.last_seen') AS last_seen,
+               json_extract(f.data, '$.destinations') AS destinations
+        FROM facts f WHERE f.kind IN ('pktmon_drop', 'background_drop')""",
+    "finding_evidence": """
+        SELECT f.run_id, f.id AS finding_id, f.rule_id, f.severity, f.confidence, f.title, ef.row, ef.field,
+               ef.value
+        FROM evidence_fields ef JOIN findings f ON f.id = ef.finding_id""",
+    "run_overview": """
+        SELECT r.id AS run_id, r.started, r.case_id, r.trace_path, r.verdict, r.min_severity,
+               count(f.id) AS findings,
+               coalesce(sum(f.severity = 'critical'), 0) AS critical, coalesce(sum(f.severity = 'high'), 0) AS high,
+               coalesce(sum(f.severity = 'medium'), 0) AS medium, coalesce(sum(f.severity = 'low'), 0) AS low,
+               coalesce(sum(f.severity = 'info'), 0) AS info
+        FROM runs r LEFT JOIN findings f ON f.run_id = r.id GROUP BY r.id""",
+}
 
 _INDEXES = [
     ("findings", ["run_id"]), ("evidence", ["finding_id"]), ("rule_errors", ["run_id"]), ("runs", ["run_key"]),
     ("runs", ["case_id"]), ("facts", ["run_id", "kind"]), ("runs", ["input_key"]),
+    ("evidence_fields", ["finding_id"]), ("evidence_fields", ["field"]),
 ]
 # Columns each schema version added, so that an older database is brought up to date in place.
 _ADDED_COLUMNS = {
     2: {"runs": {"case_id": str, "rules_version": str, "host_info": str, "run_key": str},
         "findings": {"impact": str, "tags": str}},
     3: {"evidence": {"fact_ids": str}},  # the facts behind each evidence row
-    4: {"runs": {"input_key": str}},
+    4: {"runs": {"input_key": str}},  # also new in 4: evidence_fields, the views, findings_fts
 }
 _SEVERITY_ORDER = ["info", "low", "medium", "high", "critical"]
 
@@ -370,6 +416,7 @@ def _write_run(conn: sqlite3.Connection, report: RunReport, data: dict[str, Any]
                 {"run_id": run_id, "finding_id": fid, "position": row_no, "data": _json(row),
                  "fact_ids": _json(row_facts[row_no]) if row_no < len(row_facts) else None},
             )
+    conn.execute(_FILL_EVIDENCE_FIELDS.format(where="e.run_id = ?"), [run_id])
     for position, error in enumerate(data["rule_errors"]):
         _insert(conn, "rule_errors", {"run_id": run_id, "position": position, **error})
     for position, fact in enumerate(data["facts"]):
@@ -543,24 +590,65 @@ def _json_key(row: Any) -> str:
 
 def redaction_key(db_path: str | Path) -> bytes:
     """The secret that keys ``--redact`` pseudonyms for runs of this database (made on first use),
-    so that every output of a run, now or re-rendered later, uses the same pseudonyms."""
+    so that every output of a run, now or re-rendered later, uses the same pseudonyms.
+
+    It is kept beside the database, in ``<db>.key`` (readable by its owner only), never in it: whoever
+    browses or publishes the database (datasette) must not be able to reverse the pseudonyms. A key that
+    an older wnvdiag kept in the ``meta`` table is moved there."""
     path = Path(db_path)
+    key_path = redaction_key_path(path)
     db = _open_for_write(path)
     try:
         _ensure_schema(db, path)
         with db.conn:
             row = db.conn.execute("SELECT value FROM meta WHERE name = 'redaction_key'").fetchone()
-            if row is None:
-                value = secrets.token_hex(32)
-                db.conn.execute("INSERT INTO meta (name, value) VALUES ('redaction_key', ?)", [value])
-            else:
-                value = row[0]
+            value = _read_key(key_path) if key_path.exists() else _write_key(key_path, row[0] if row else None)
+            if row is not None:
+                db.conn.execute("DELETE FROM meta WHERE name = 'redaction_key'")
         return bytes.fromhex(value)
     except sqlite3.Error as exc:
         raise BadInputError(f"cannot use the run database ({exc})", path) from None
     finally:
         db.close()
 
+
+def redaction_key_path(db_path: str | Path) -> Path:
+    path = Path(db_path)
+    return path.with_name(path.name + ".key")
+
+
+def _read_key(key_path: Path) -> str:
+    try:
+        value = key_path.read_text(encoding="ascii").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BadInputError(f"cannot read the redaction key ({getattr(exc, 'strerror', None) or exc})",
+                            key_path) from None
+    if len(value) != 64 or any(c not in "0123456789abcdef" for c in value):
+        raise BadInputError("is not a wnvdiag redaction key (64 hex digits); move it away to make a new one "
+                            "(redacted reports made before then get other pseudonyms)", key_path)
+    return value
+
+
+def _write_key(key_path: Path, value: str | None) -> str:
+    """Write ``value`` (a new key when None) to ``key_path``, mode 0600, whole or not at all; when another
+    check wrote one meanwhile, theirs is the key."""
+    value = value or secrets.token_hex(32)
+    fd, temporary = tempfile.mkstemp(prefix=f".{key_path.name}.", suffix=".new", dir=key_path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="ascii") as fh:  # mkstemp makes it 0600
+            fh.write(value + "\n")
+        try:
+            os.link(temporary, key_path)
+        except FileExistsError:
+            return _read_key(key_path)
+        except OSError:
+            os.replace(temporary, key_path)  # a file system without hard links
+    except OSError as exc:
+        raise BadInputError(f"cannot write the redaction key ({exc.strerror or exc})", key_path) from None
+    finally:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+    return value
 
 
 def load_finding(db_path: str | Path, ref: str) -> tuple[RunReport, Any]:
@@ -718,7 +806,10 @@ def _ensure_schema(db: sqlite_utils.Database, path: Path) -> None:
             for added_in, tables in sorted(_ADDED_COLUMNS.items()):
                 if 0 < version < added_in:
                     _add_missing_columns(db, tables)
+            had_fields = "evidence_fields" in db.table_names()
             _build_schema(db)
+            if not had_fields:  # runs stored before schema 4
+                db.conn.execute(_FILL_EVIDENCE_FIELDS.format(where="1"))
     except sqlite3.DatabaseError as exc:
         raise BadInputError(f"is not a usable run database ({exc})", path) from None
 
@@ -734,6 +825,11 @@ def _build_schema(db: sqlite_utils.Database) -> None:
         )
     for table, columns in _INDEXES:
         db[table].create_index(columns, if_not_exists=True)
+    for name, select in _VIEWS.items():
+        db.conn.execute(f"DROP VIEW IF EXISTS [{name}]")
+        db.conn.execute(f"CREATE VIEW [{name}] AS {select.strip()}")
+    if "findings_fts" not in db.table_names():  # datasette's ?_search, sqlite-utils' search; kept by triggers
+        db["findings"].enable_fts(_FTS_COLUMNS, create_triggers=True)
     db.conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
     db.conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
     db.conn.commit()

@@ -239,7 +239,10 @@ def test_diff_before_and_after_a_fix(tmp_path):
 def test_a_schema_1_database_is_upgraded_in_place(tmp_path):
     db = tmp_path / "old.db"
     store.save_run(db, report("old"))
-    with sqlite3.connect(db) as conn:  # what schema 1 had: none of the columns later schemas added
+    with sqlite3.connect(db) as conn:  # what schema 1 had: none of the tables, views, columns later schemas added
+        for kind, name in conn.execute("SELECT type, name FROM sqlite_master WHERE type IN ('view', 'trigger') "
+                                       "OR name IN ('evidence_fields', 'findings_fts')").fetchall():
+            conn.execute(f"DROP {kind.upper()} {name}")
         added = [(table, column) for tables in store._ADDED_COLUMNS.values()
                  for table, columns in tables.items() for column in columns]
         for table, column in added:
@@ -252,6 +255,7 @@ def test_a_schema_1_database_is_upgraded_in_place(tmp_path):
     assert store.load_run(db, "new").case_id == "C9"
     with sqlite3.connect(db) as conn:
         assert conn.execute("PRAGMA user_version").fetchone()[0] == store.SCHEMA_VERSION
+        assert conn.execute("SELECT count(*) FROM evidence_fields WHERE run_id = 'old'").fetchone()[0] > 0
 
 
 def test_every_table_and_column_is_documented(tmp_path):
@@ -264,16 +268,24 @@ def test_every_table_and_column_is_documented(tmp_path):
         if heading:
             table = heading.group(1)
             documented[table] = set()
+        elif line.startswith("## "):
+            table = None
         elif table and line.startswith("| `"):
             documented[table] |= set(re.findall(r"`(\w+)`", line.split("|")[1]))
     db = tmp_path / "runs.db"
     store.save_run(db, report())
     with sqlite3.connect(db) as conn:
-        actual = {
-            name: {row[1] for row in conn.execute(f"PRAGMA table_info([{name}])")}
-            for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
-        }
+        tables = [name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        actual = {name: {row[1] for row in conn.execute(f"PRAGMA table_info([{name}])")}
+                  for name in tables if not name.startswith("findings_fts")}  # the search index: its own section
+        views = {name: {row[1] for row in conn.execute(f"PRAGMA table_info([{name}])")}
+                 for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'view'")}
     assert documented == actual
+    assert "findings_fts" in tables and "`findings_fts`" in doc
+    section = doc.split("## Views", 1)[1].split("\n## ", 1)[0]
+    documented_views = {m.group(1): set(re.findall(r"`(\w+)`", m.group(2)))
+                        for m in re.finditer(r"^\| `(\w+)` \|[^|]*\|(.*)\|$", section, flags=re.M)}
+    assert {name: columns for name, columns in views.items()} == documented_views
 
 
 def test_facts_are_stored_with_the_run(tmp_path):
