@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Callable
 
 from diag.decode import pktmon
-from diag.engine import load_rules, run_rules, select_rules
+from diag.engine import load_rules, require_engine, run_rules, select_rules
 from diag.engine.child import DEFAULT_MEMORY_MB, Limits
 from diag.engine.quality_gate import apply_quality_gate
 from diag.errors import AnalysisFailed, BadInputError
@@ -23,6 +23,7 @@ from diag.hostinfo import load_host_info
 from diag.inspect import Scan, TraceSummary, inspect_trace, scan_trace
 from diag.report import HostInfoFile, RunReport, TraceInfo, parse_formats, render
 from diag.report.model import fact_records, utc_now
+from diag.report.jsonout import check_document
 from diag.report.pcapng import export_finding_pcaps
 from diag.report.redact import Redactor, redact_data, redact_run
 from diag.resources import data_dir
@@ -159,6 +160,7 @@ class CheckResult:
     reports: dict | None = None  # format -> files written
     pcaps: dict | None = None  # rule id -> ExportSummary of its evidence pcapng (check --pcap)
     reused: bool = False  # the run was stored already for the same trace, code, rules and options: not read again
+    redacted: bool = False  # ``run`` is the redacted view
 
     @property
     def findings_at_threshold(self) -> list:
@@ -176,11 +178,14 @@ class CheckResult:
         return EXIT_CLEAN if self.run.complete else EXIT_INCONCLUSIVE
 
     def as_json(self) -> dict:
-        doc = self.run.model_dump(mode="json")
-        doc.update(schema="wnvdiag.check/1", run_id=self.run_id, verdict=self.run.verdict,
-                   db=str(self.db_path), report=str(self.report_path), threshold=self.threshold.value,
-                   findings_at_threshold=len(self.findings_at_threshold), exit_code=self.exit_code)
-        return doc
+        """``check --json`` (``wnvdiag.check/2``, reports/schemas/check.schema.json): the JSON report's document
+        of the run, and what this check did."""
+        return check_document(
+            self.run, redacted=self.redacted, db=str(self.db_path),
+            reports={fmt: [str(p) for p in paths] for fmt, paths in (self.reports or {"md": [self.report_path]}).items()},
+            pcaps={rule: str(summary.path) for rule, summary in (self.pcaps or {}).items()},
+            threshold=self.threshold.value, findings_at_threshold=len(self.findings_at_threshold),
+            exit_code=self.exit_code, reused=self.reused)
 
 
 def check(
@@ -240,6 +245,7 @@ def check(
         phase(f"reusing run {stored}: the same trace, rules and options were checked before")
         return _report_run(load_run(db_path, stored), path, db_path, out_dir, formats, threshold, redact, pcap_dir,
                            phase, progress, reused=True)
+    require_engine()  # a broken install says so now, not after the read
     started = utc_now()
     scan = scan_trace(path, progress, facts=True)
     phase("building facts")
@@ -287,7 +293,7 @@ def _report_run(run: RunReport, path: Path, db_path: Path, out_dir: Path, format
     if run.failure is not None:
         raise AnalysisFailed(f"analysis failed, no conclusion (run {run_id} stored, report {report_path}): "
                              f"{shown.failure}", shown.trace.path)
-    return CheckResult(shown, run_id, db_path, report_path, threshold, reports, pcaps, reused)
+    return CheckResult(shown, run_id, db_path, report_path, threshold, reports, pcaps, reused, redact)
 
 
 def _silent(_text: str) -> None:

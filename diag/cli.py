@@ -62,7 +62,7 @@ def main_options(version: bool = typer.Option(False, "--version", callback=_vers
 @app.command()
 def inspect(
     trace: Path = typer.Argument(..., help="ETL file from pktmon or netsh trace."),
-    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON (schema wnvdiag.inspect/1)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON (schema wnvdiag.inspect/2)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
     redact: bool = typer.Option(False, "--redact", help="Replace the path, the logger's name, and the components' "
                                                         "names, IPs and MACs with pseudonyms."),
@@ -94,7 +94,7 @@ def check(
     out: Path = OUT_OPTION,
     threshold: api.Severity = typer.Option(api.Severity.low, "--threshold",
                                            help="Lowest severity that makes the exit code 1."),
-    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON (schema wnvdiag.check/2)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing but errors."),
     report: str = typer.Option("md", "--report", help="Report formats, comma-separated: html, md, json, csv, or all."),
     case: str = typer.Option(None, "--case", help="Support case id: stored with the run and stamped on every report."),

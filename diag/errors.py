@@ -27,3 +27,7 @@ class BadInputError(DiagError):
 
 class AnalysisFailed(DiagError):
     """The rules could not run to completion; never to be reported as "no findings"."""
+
+
+class EngineUnavailable(DiagError):
+    """durable_rules cannot be imported in this Python: an install problem, said before any trace is read."""

@@ -29,7 +29,7 @@ from diag.read.clock import filetime_to_datetime
 from diag.read.guids import provider_name
 from diag.read.records import EVENT_HEADER_TYPES, FLAG_EXTENDED_INFO, HEADER_TYPE_NAMES, Record, record_spans
 
-SCHEMA = "wnvdiag.inspect/1"
+SCHEMA = "wnvdiag.inspect/2"  # 2: drops_by_component is a list, as drops_by_reason is
 _PKTMON_GUID = pktmon.PROVIDER
 _PKTMON_ON_DISK = uuid.UUID(_PKTMON_GUID).bytes_le
 _U16 = struct.Struct("<H").unpack_from
@@ -133,6 +133,12 @@ class DropReasonCount(_Model):
     count: int
 
 
+class DropComponentCount(_Model):
+    component_id: int
+    name: str | None  # None: the trace has no rundown event for the component
+    count: int
+
+
 class PktmonInfo(_Model):
     present: bool
     components: list[ComponentInfo]
@@ -142,7 +148,7 @@ class PktmonInfo(_Model):
                                                "packet several times; one frame at one component within 10 ms "
                                                "counts once")
     drops_by_reason: list[DropReasonCount]
-    drops_by_component: dict[str, int]
+    drops_by_component: list[DropComponentCount]
     malformed_packet_events: int
     reason_names_from: str
 
@@ -385,7 +391,8 @@ def _pktmon_info(tally: PktmonDigest, decoder: EventDecoder, os_build: int, pres
     return PktmonInfo(
         present=present, components=components, packets=tally.packets, drops=tally.drops,
         dropped_frames=tally.dropped_frames, drops_by_reason=reasons,
-        drops_by_component={str(k): v for k, v in tally.drops_by_component.most_common()},
+        drops_by_component=[DropComponentCount(component_id=k, name=tally.components.get(k, {}).get("name"), count=n)
+                            for k, n in tally.drops_by_component.most_common()],
         malformed_packet_events=tally.malformed,
         reason_names_from="trace EventMetadata" if embedded else "wnvdiag knowledge table",
     )

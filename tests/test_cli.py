@@ -27,7 +27,7 @@ def test_check_finds_the_scenario_drops(tmp_path):
     assert done.returncode == 1, done.stderr  # findings
     doc = json.loads(done.stdout)
     assert doc["verdict"] == "findings"
-    (finding,) = [f for f in doc["findings"] if f["rule_id"] == "packets-dropped"]
+    (finding,) = [f for f in doc["run"]["findings"] if f["rule_id"] == "packets-dropped"]
     by_group = {(row["component_id"], row["reason_code"]): row["count"] for row in finding["evidence"]}
     assert by_group == {(d["component_id"], d["reason"]): d["count"] for d in TRUTH["drops"]}
     with sqlite3.connect(db) as conn:
@@ -112,7 +112,7 @@ def test_check_with_host_info_adds_its_compartments_as_facts(tmp_path):
     with_info = run_cli(*args, *host_args)
     assert with_info.returncode in (0, 1), with_info.stderr
     doc = json.loads(with_info.stdout)
-    assert doc["facts_asserted"] > without["facts_asserted"]  # the host-info text is the only source here
+    assert doc["run"]["facts_asserted"] > without["run"]["facts_asserted"]  # the host-info text is the only source here
     assert doc["verdict"] != "failed" and truth["scenario"] == "overlapping-compartments-hostinfo"
 
 

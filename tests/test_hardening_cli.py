@@ -57,7 +57,7 @@ def test_a_redacted_check_prints_no_real_address_or_path(tmp_path):
         assert "pktmon-drops" not in shown and str(ROOT) not in shown
     doc = json.loads(cli("check", DEMO, "--db", tmp_path / "r.db", "--out", tmp_path / "r", "--redact",
                          "--json").stdout)
-    assert doc["trace"]["header"]["logger_name"].startswith("session-")
+    assert doc["run"]["trace"]["header"]["logger_name"].startswith("session-") and doc["redacted"]
 
 
 def test_a_redacted_run_names_no_file_in_its_error_line(tmp_path):
@@ -312,7 +312,7 @@ def test_ipconfig_without_allcompartments_says_what_is_missing(tmp_path):
                   "   Subnet Mask . . . . . . . . . . . : 255.255.240.0\n")
     done = cli("check", DEMO, "--db", tmp_path / "x.db", "--out", tmp_path, "--host-info", hi, "--json")
     doc = json.loads(done.stdout)
-    warnings = [w for h in doc["host_info"] for w in h["warnings"]]
+    warnings = [w for h in doc["run"]["host_info"] for w in h["warnings"]]
     assert any("/allcompartments" in w for w in warnings), warnings
     text = cli("check", DEMO, "--db", tmp_path / "x.db", "--out", tmp_path, "--host-info", hi).stdout
     assert "HOST INFO:" in text and "/allcompartments" in text

@@ -44,7 +44,7 @@ def test_pktmon_counts_match_an_independent_decode(path):
     assert p.packets == packets
     assert p.drops == drops
     assert {r.code: r.count for r in p.drops_by_reason} == dict(by_reason)
-    assert {int(k): v for k, v in p.drops_by_component.items()} == dict(by_component)
+    assert {c.component_id: c.count for c in p.drops_by_component} == dict(by_component)
     assert p.malformed_packet_events == 0
 
 
@@ -83,7 +83,7 @@ def test_demo_trace_against_its_ground_truth():
 def test_inspect_json_is_stable_and_documented(tmp_path):
     s = inspect_trace(DEMO)
     doc = json.loads(s.model_dump_json(by_alias=True))
-    assert doc["schema"] == "wnvdiag.inspect/1"
+    assert doc["schema"] == "wnvdiag.inspect/2"
     assert set(doc) == {"schema", "path", "header", "read", "decode", "providers", "pktmon"}
 
 

@@ -110,7 +110,10 @@ def test_safe_markdown_keeps_no_raw_html():
 def test_json_follows_the_published_schema(tmp_path):
     published = json.loads((data_dir("reports") / "schemas" / "report.schema.json").read_text())
     assert published == json.loads(json.dumps(json_schema())), \
-        "regenerate: python -m diag.report.jsonout > reports/schemas/report.schema.json"
+        "regenerate: python -m diag.report.jsonout report > reports/schemas/report.schema.json"
+    check_schema = json.loads((data_dir("reports") / "schemas" / "check.schema.json").read_text())
+    assert check_schema == json.loads(json.dumps(json_schema("check"))), \
+        "regenerate: python -m diag.report.jsonout check > reports/schemas/check.schema.json"
     run = make_run(case_id="C-7")
     files = render(run, "json", tmp_path)
     doc = json.loads(files["json"][0].read_text())

@@ -24,6 +24,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from diag.engine import worker
+from diag.engine.available import require_engine
 from diag.engine.child import Child, Limits
 from diag.engine.compile import ANCHOR_FIELD
 from diag.engine.conditions import GATE_KIND, RESERVED_FIELDS
@@ -107,6 +108,7 @@ def run_rules(
     Raises ``AnalysisFailed`` if the shipped rules' worker fails; a failure of the worker that runs
     the user's rules makes those rules "not run", and the shipped findings stand.
     """
+    require_engine()
     limits = as_limits(timeout)
     dirs = [Path(d) for d in rule_dirs] if rule_dirs is not None else [data_dir("rules")]
     rules, rule_errors = load_rules(dirs)
@@ -245,6 +247,7 @@ def run_sessions(rules: list[Rule], fact_sets: Sequence[Sequence[BaseModel]], ti
                  ) -> tuple[list[Session], WorkerRun]:
     """Run every fact set as its own session, up to ``MAX_SESSIONS_PER_WORKER`` per worker process, as many
     workers at a time as there are cores."""
+    require_engine()
     limits = as_limits(timeout)
     sids = session_ids(min(len(fact_sets), MAX_SESSIONS_PER_WORKER))
     chunks = [[prepare_session(facts, sid) for facts, sid in zip(fact_sets[start:start + MAX_SESSIONS_PER_WORKER], sids)]

@@ -1,7 +1,9 @@
-"""The JSON report: the whole run, stable for scripts, described by ``reports/schemas/report.schema.json``.
+"""The JSON report: the whole run, stable for scripts, described by ``reports/schemas/report.schema.json``;
+and what ``check --json`` prints: the same document, with what the check did (``check.schema.json``).
 
-Regenerate the schema with ``python -m diag.report.jsonout > reports/schemas/report.schema.json``;
-a test fails when the published schema and this model drift apart.
+Regenerate the schemas with ``python -m diag.report.jsonout report > reports/schemas/report.schema.json``
+and ``python -m diag.report.jsonout check > reports/schemas/check.schema.json``; a test fails when a
+published schema and its model drift apart.
 """
 
 from __future__ import annotations
@@ -14,8 +16,10 @@ from pydantic import BaseModel, ConfigDict
 from diag.report.model import RunReport, Verdict
 
 SCHEMA_ID = "wnvdiag.report/1"
+CHECK_SCHEMA_ID = "wnvdiag.check/2"
 
-__all__ = ["ReportDocument", "SCHEMA_ID", "report_document", "render_json"]
+__all__ = ["CHECK_SCHEMA_ID", "CheckDocument", "ReportDocument", "SCHEMA_ID", "check_document", "json_schema",
+           "report_document", "render_json"]
 
 
 class FindingRef(BaseModel):
@@ -62,6 +66,30 @@ def report_document(run: RunReport, *, redacted: bool = False) -> ReportDocument
     )
 
 
+class CheckDocument(ReportDocument):
+    """``check --json``: the report document of the run (the same shape as the JSON report, so that one
+    jq filter reads both), and what this check did: where it stored and wrote, and its exit code."""
+
+    schema_: Literal["wnvdiag.check/2"] = CHECK_SCHEMA_ID  # type: ignore[assignment]
+    run_id: str
+    db: str
+    reports: dict[str, list[str]]  # format -> files written
+    pcaps: dict[str, str]  # rule id -> evidence pcapng written (check --pcap)
+    threshold: str
+    findings_at_threshold: int
+    exit_code: int
+    reused: bool  # a stored run of the same question, reported again without reading the trace
+
+
+def check_document(run: RunReport, *, redacted: bool, db: str, reports: dict[str, list[str]], pcaps: dict[str, str],
+                   threshold: str, findings_at_threshold: int, exit_code: int, reused: bool) -> dict:
+    report = report_document(run, redacted=redacted)
+    doc = CheckDocument(**{name: getattr(report, name) for name in ReportDocument.model_fields if name != "schema_"},
+                        run_id=run.run_id, db=db, reports=reports, pcaps=pcaps, threshold=threshold,
+                        findings_at_threshold=findings_at_threshold, exit_code=exit_code, reused=reused)
+    return _rename(doc.model_dump(mode="json"))
+
+
 def _rename(doc: dict) -> dict:
     return {("schema" if k == "schema_" else k): v for k, v in doc.items()}
 
@@ -71,15 +99,19 @@ def render_json(run: RunReport, *, redacted: bool = False) -> str:
     return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
 
 
-def json_schema() -> dict:
-    schema = ReportDocument.model_json_schema(mode="serialization")
+def json_schema(kind: str = "report") -> dict:
+    """The published JSON Schema of the report document (``report``) or of ``check --json`` (``check``)."""
+    model, schema_id = {"report": (ReportDocument, SCHEMA_ID), "check": (CheckDocument, CHECK_SCHEMA_ID)}[kind]
+    schema = model.model_json_schema(mode="serialization")
     schema["properties"] = _rename(schema["properties"])
     schema["properties"]["schema"]["title"] = "Schema"
     schema["required"] = ["schema", *[r for r in schema.get("required", []) if r != "schema_"]]
-    schema["$id"] = "https://wnvdiag/schemas/report.schema.json"
-    schema["title"] = "wnvdiag report (wnvdiag.report/1)"
+    schema["$id"] = f"https://wnvdiag/schemas/{kind}.schema.json"
+    schema["title"] = f"wnvdiag {kind} ({schema_id})"
     return schema
 
 
 if __name__ == "__main__":
-    print(json.dumps(json_schema(), indent=2))
+    import sys
+
+    print(json.dumps(json_schema(sys.argv[1] if len(sys.argv) > 1 else "report"), indent=2))
