@@ -22,6 +22,7 @@ from diag.facts.models import TraceQuality
 from diag.hostinfo import load_host_info
 from diag.inspect import Scan, TraceSummary, inspect_trace, scan_trace
 from diag.report import HostInfoFile, RunReport, TraceInfo, parse_formats, render
+from diag.report.content import where
 from diag.report.model import fact_records, utc_now
 from diag.report.jsonout import check_document
 from diag.report.pcapng import export_finding_pcaps
@@ -372,8 +373,9 @@ def verdict_line(result: CheckResult) -> str:
         return f"{head}: {run.inconclusive[0].summary}"
     if run.verdict == "findings":
         top = run.problem_findings[0]
+        place = where(top)
         return (f"{head} ({len(run.findings)} finding(s), {len(result.findings_at_threshold)} at or above "
-                f"{result.threshold.value}); first: {top.title} [{top.severity}]")
+                f"{result.threshold.value}); first: {top.title}{f' at {place}' if place else ''} [{top.severity}]")
     if run.verdict == "incomplete":
         return f"{head}: no findings at or above {result.threshold.value}, but not every rule ran"
     return f"{head} ({len(run.findings)} finding(s), none at or above {result.threshold.value})" if run.findings \

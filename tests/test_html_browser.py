@@ -79,7 +79,9 @@ def test_the_report_renders_cleanly_in_chromium(tmp_path):
     assert 'data-script="ran"' in dom
     charts = re.findall(r'<svg class="chart[^"]*" data-chart="(\w+)"', dom)
     assert "severity" in charts
-    with_counts = sum(1 for f in run.shown_findings if any("count" in row for row in f.evidence))
+    # Bars wherever a finding has two or more evidence rows with a count (plain or under a join alias).
+    with_counts = sum(1 for f in run.shown_findings
+                      if sum(1 for row in f.evidence if any(k.rsplit(".", 1)[-1] == "count" for k in row)) >= 2)
     assert charts.count("counts") == with_counts >= 2
     assert charts.count("timeline") >= 1
     # Packet paths drawn as hops, and drops over time, from the run's facts.
@@ -142,3 +144,117 @@ def test_hostile_strings_of_every_kind_in_every_output(tmp_path):
     assert not re.search(r"(?<!\\)!\[", md)  # no image anywhere, not even from a rule
     for csv_file in written["csv"]:
         assert ",=HYPERLINK" not in csv_file.read_text() and "\n=HYPERLINK" not in csv_file.read_text()
+
+
+PROBE = Path(__file__).parent / "data" / "layout-probe.js"
+
+
+def measure(html: str, work: Path, width: int) -> dict:
+    """Lay ``html`` out at ``width`` CSS px in Chromium and measure it (``tests/data/layout-probe.js``).
+
+    The page is opened in an iframe of that width (headless Chromium keeps its window at least 500 px wide),
+    with the probe appended and the report's CSP removed so that the probe may run; the page under test is
+    otherwise the report's own bytes."""
+    probed = re.sub(r'<meta http-equiv="Content-Security-Policy"[^>]*>', "", html, count=1)
+    assert probed != html
+    probed = probed.replace("</body>", f"<script>{PROBE.read_text()}</script></body>")
+    (work / "probed.html").write_text(probed, encoding="utf-8")
+    frame = work / f"frame-{width}.html"
+    frame.write_text(
+        '<!DOCTYPE html><html><body style="margin:0">'
+        f'<iframe src="probed.html" style="border:0;width:{width}px;height:3000px"></iframe>'
+        '<script>window.addEventListener("message", function (e) { var p = document.createElement("pre");'
+        ' p.id = "measure"; p.textContent = e.data; document.body.appendChild(p); });</script></body></html>'
+    )
+    proc = subprocess.run(
+        [BROWSER, *FLAGS, f"--user-data-dir={work / 'profile'}", "--virtual-time-budget=10000",
+         "--window-size=1400,1000", "--dump-dom", frame.resolve().as_uri()],
+        capture_output=True, text=True, timeout=90,
+    )
+    found = re.search(r'<pre id="measure">(.*?)</pre>', proc.stdout, flags=re.S)
+    assert found, f"the probe did not report: {proc.stderr[-1500:]}"
+    import html as html_module
+
+    return json.loads(html_module.unescape(found.group(1)))
+
+
+def stress_run():
+    """What makes pages overflow: a 90-character name with no space, a long reference URL, 30 evidence rows
+    with 12 columns (dotted join keys among them), timestamps, big numbers, and two components whose names
+    differ only after 50 characters."""
+    from diag.facts import Finding
+
+    long_name = "vmNIC-" + "0123456789abcdef" * 5 + "-tail"
+    twin = "Hyper-V Virtual Switch Extension Adapter for the very long switch name "
+    rows = [{"d.component_id": 1000 + i, "d.component_name": (twin + ("A" if i % 2 else "B")) if i < 4 else long_name,
+             "d.direction": "Rx" if i % 2 else "Tx", "d.reason_code": 16, "d.reason_name": "Spoofed MAC address is not allowed",
+             "d.count": 123456789 + i, "d.distinct_frames": 98765432, "d.first_seen": "2024-05-14T10:00:02.755375Z",
+             "d.last_seen": "2024-05-14T10:00:03.708219Z", "r.peak_per_second": 12345.678, "cause": "x " * 40,
+             "mac": "00-15-5D-AA-BB-CC"} for i in range(30)]
+    url = "https://learn.microsoft.com/windows-server/networking/technologies/" + "very-long-path-segment/" * 6 + "x"
+    return make_run(findings=[
+        Finding(rule_id="stress", title="Packets dropped for their source MAC address at " + long_name,
+                severity="high", confidence="high", summary="s " * 200 + long_name, evidence=rows,
+                remediation=f"See [the docs]({url}) and run `Set-VMNetworkAdapter -VMName {long_name}`.",
+                references=[url, "KB5034441"], fact_ids=["f:1"], impact="i " * 50),
+    ], trace=TraceInfo(path=f"/cases/{long_name}/{long_name}.etl", start_time="2024-05-14T10:00:00Z",
+                       end_time="2024-05-14T10:00:10Z", header={"log_file_name": "C:\\" + long_name + ".etl"}))
+
+
+@pytest.mark.parametrize("width", [390, 1280])
+@pytest.mark.parametrize("which", ["example", "stress"])
+def test_no_horizontal_overflow_and_charts_readable(tmp_path, width, which):
+    """Phone and desktop: the page never scrolls sideways (wide tables and charts scroll inside their own box),
+    chart text is drawn at 11 px or more and never cut off at the chart's edge, and the print style sheet
+    appends no address to a link whose text is that address, and prints every hidden evidence row."""
+    from diag.report.examples import example_run
+
+    run = example_run() if which == "example" else stress_run()
+    m = measure(render_html(run), tmp_path, width)
+    assert m["viewport"] <= width and m["viewport"] >= width - 20  # the iframe's width, less a scrollbar
+    assert m["scroll_width"] <= m["viewport"], m["overflowing"]
+    assert m["overflowing"] == []
+    assert "severity" in m["charts"] and ("counts" in m["charts"] or "path" in m["charts"])
+    assert m["min_chart_text_px"] >= 11
+    assert m["clipped_chart_text"] == []
+    assert m["printed_twice"] == []
+    assert m["extra_rows_in_print"] == "table-row"
+
+
+def test_the_harness_sees_overflow_and_small_chart_text(tmp_path):
+    """The measurement itself: a page that overflows and a chart scaled down to a third are reported."""
+    page = ('<html><head><meta http-equiv="Content-Security-Policy" content="default-src \'none\'"></head><body>'
+            '<p style="width:900px">wide</p><svg class="chart" data-chart="t" viewBox="0 0 600 20" width="100%">'
+            '<text x="550" y="12" style="font-size:12px">cut off here</text></svg></body></html>')
+    m = measure(page, tmp_path, 390)
+    assert m["scroll_width"] > m["viewport"] and any(o.startswith("p ") for o in m["overflowing"])
+    assert m["min_chart_text_px"] < 11 and m["clipped_chart_text"] == ["cut off here"]
+
+
+def pdf_pages(page: Path, work: Path) -> int:
+    pdf = work / f"{page.stem}.pdf"
+    subprocess.run([BROWSER, *FLAGS, f"--user-data-dir={work / 'profile'}", "--no-pdf-header-footer",
+                    f"--print-to-pdf={pdf}", page.resolve().as_uri()], capture_output=True, timeout=90, check=True)
+    data = pdf.read_bytes()
+    assert data.startswith(b"%PDF")
+    return len(re.findall(rb"/Type\s*/Page(?![s\w])", data))
+
+
+def test_the_printed_report_is_compact(tmp_path):
+    """On paper: a page for the summary, at most one per finding shown in full, and the appendix; findings that
+    only restate others are left out (named in the summary). The demo run printed 17 pages before."""
+    from diag.report.content import arrange
+    from diag.report.examples import example_run
+
+    run = example_run()
+    page = tmp_path / "report.html"
+    page.write_text(render_html(run), encoding="utf-8")
+    primary = arrange(run).primary
+    assert 2 <= pdf_pages(page, tmp_path) <= 1 + len(primary) + 2
+    # 30 evidence rows, 20 of them hidden on screen, are printed: more pages than with the first 10 only.
+    few = stress_run()
+    few = few.model_copy(update={"findings": [few.findings[0].model_copy(update={"evidence": few.findings[0].evidence[:10]})]})
+    short, full = tmp_path / "short.html", tmp_path / "full.html"
+    short.write_text(render_html(few), encoding="utf-8")
+    full.write_text(render_html(stress_run()), encoding="utf-8")
+    assert pdf_pages(full, tmp_path) > pdf_pages(short, tmp_path)

@@ -54,7 +54,9 @@ def test_verdict_counts_findings_by_severity_most_severe_first():
         finding("High two", "high"),
     ]
     text = render_markdown(run(findings=findings, min_severity="low"))
-    assert verdict_line(text) == "**Verdict: 4 finding(s) at or above low:** 2 high, 1 medium, 1 low. First: High one."
+    # The three most important problems and where each is (every evidence row here is at "nic"), then the counts.
+    assert verdict_line(text) == ("**Verdict: High one at nic; high two at nic; medium one at nic; and 1 more.** "
+                                  "4 finding(s) at or above low: 2 high, 1 medium, 1 low.")
     titles = re.findall(r"^### \d+\. (.+)$", text, flags=re.M)
     assert titles == ["High one", "High two", "Medium one", "Low one"]
     assert text.index("**Verdict") < text.index("## Findings") < text.index("## Appendix A")
@@ -165,5 +167,6 @@ def test_engine_result_to_markdown_end_to_end():
     ]
     result = run_rules(facts, only=["packets-dropped"])
     text = render_markdown(RunReport.from_engine(result, trace=trace(), min_severity="medium"))
-    assert verdict_line(text) == "**Verdict: 1 finding(s) at or above medium:** 1 medium. First: Packets dropped."
+    assert verdict_line(text) == ("**Verdict: Packets dropped at Hyper-V port (component 5).** "
+                                  "1 finding(s) at or above medium: 1 medium.")
     assert "| 5 | Hyper-V port | VmsVmNic | In | 16 | Spoofed MAC address is not allowed | 11 |" in text

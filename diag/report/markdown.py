@@ -15,8 +15,8 @@ from typing import Any
 
 import jinja2
 
-from diag.report.content import related_paths, related_rates, unanswered
-from diag.report.model import RunReport
+from diag.report.content import arrange, diagnosis, related_paths, related_rates, unanswered
+from diag.report.model import RunReport, count_by_severity
 from diag.report.terminal import for_terminal
 from diag.resources import data_dir
 
@@ -50,7 +50,8 @@ def _environment(directory: str) -> jinja2.Environment:
     )
     env.filters.update(cell=cell, text=text, rule_markdown=rule_markdown, value=value, columns=columns, size=size, extract_from=extract_from)
     env.globals.update(table_row=table_row, table_rule=table_rule, related_paths=related_paths,
-                       related_rates=related_rates, unanswered=unanswered)
+                       related_rates=related_rates, unanswered=unanswered, arrange=arrange, diagnosis=diagnosis,
+                       severity_counts=count_by_severity)
     return env
 
 

@@ -32,6 +32,14 @@ def new_run_id() -> str:
     return f"{utc_now():%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
 
 
+def count_by_severity(findings: "list[Finding]") -> dict[str, int]:
+    """Findings per severity, most severe first, zero counts left out."""
+    counts = {s: 0 for s in reversed(SEVERITIES)}
+    for f in findings:
+        counts[f.severity] += 1
+    return {s: n for s, n in counts.items() if n}
+
+
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -156,10 +164,7 @@ class RunReport(_Frozen):
     @property
     def severity_counts(self) -> dict[str, int]:
         """Shown findings per severity, most severe first, zero counts left out."""
-        counts = {s: 0 for s in reversed(SEVERITIES)}
-        for f in self.shown_findings:
-            counts[f.severity] += 1
-        return {s: n for s, n in counts.items() if n}
+        return count_by_severity(self.shown_findings)
 
     @property
     def verdict(self) -> Verdict:
