@@ -96,7 +96,7 @@ def check(
                                            help="Lowest severity that makes the exit code 1."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON (schema wnvdiag.check/2)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing but errors."),
-    report: str = typer.Option("md", "--report", help="Report formats, comma-separated: html, md, json, csv, or all."),
+    report: str = typer.Option("md", "--report", help="Report formats, comma-separated: html, md, txt (plain text), json, csv, or all."),
     case: str = typer.Option(None, "--case", help="Support case id: stored with the run and stamped on every report."),
     redact: bool = typer.Option(False, "--redact", help="Replace IPs, MACs, host/user/switch/adapter names and paths "
                                                         "in the reports with consistent pseudonyms."),

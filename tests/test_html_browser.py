@@ -258,3 +258,34 @@ def test_the_printed_report_is_compact(tmp_path):
     short.write_text(render_html(few), encoding="utf-8")
     full.write_text(render_html(stress_run()), encoding="utf-8")
     assert pdf_pages(full, tmp_path) > pdf_pages(short, tmp_path)
+
+
+# GitHub's rendering of Markdown tables (github-markdown-css): 16 px text, cells padded 6 px 13 px, and a table
+# as wide as its content up to the column, then scrolling inside itself. 780 px is an issue comment's column.
+GITHUB_CSS = """body { font: 16px/1.5 -apple-system, "Segoe UI", "Noto Sans", Helvetica, Arial, sans-serif; margin: 0;
+  word-wrap: break-word; } main { max-width: 780px; padding: 0; }
+table { display: block; width: max-content; max-width: 100%; overflow: auto; border-spacing: 0; border-collapse: collapse; }
+th, td { padding: 6px 13px; border: 1px solid #d0d7de; } code { font-size: 85%; }"""
+
+
+@pytest.mark.parametrize("which", ["example", "stress"])
+def test_markdown_tables_fit_a_ticket_column(tmp_path, which):
+    """The Markdown report rendered as GitHub renders it (markdown-it, CommonMark with tables) in a 780 px column:
+    no table needs to scroll, and nothing pokes out of the column. The stress run's 30 rows x 12 columns keep
+    their short fields in the table and list the long ones by row number."""
+    from markdown_it import MarkdownIt
+
+    from diag.report.examples import example_run
+    from diag.report.markdown import render_markdown
+
+    run = example_run() if which == "example" else stress_run()
+    if which == "stress":  # a path and a header value made of one 90-character word are not the layout's to fit
+        run = run.model_copy(update={"trace": TraceInfo(path="/cases/host7.etl")})
+    md = render_markdown(run)
+    body = MarkdownIt("commonmark").enable("table").render(md)
+    page = (f'<!DOCTYPE html><html><head><meta http-equiv="Content-Security-Policy" content="default-src \'none\'">'
+            f"<style>{GITHUB_CSS}</style></head><body><main>{body}</main></body></html>")
+    m = measure(page, tmp_path, 800)
+    assert body.count("<table") >= (3 if which == "example" else 4)
+    assert m["scrolling_tables"] == []
+    assert m["overflowing"] == []

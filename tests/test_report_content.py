@@ -7,8 +7,8 @@ import re
 
 from diag.facts import Finding
 from diag.report import RunReport, TraceInfo
-from diag.report.content import arrange, column_labels, diagnosis, where
-from diag.report.html import count_chart, number, path_chart, rate_caption, rate_chart
+from diag.report.content import arrange, column_labels, diagnosis, number, rate_caption, where
+from diag.report.html import count_chart, path_chart, rate_chart
 
 
 def drop_row(comp: int, reason: int, name: str = "", **extra) -> dict:

@@ -150,7 +150,7 @@ def test_csv_cells_cannot_be_formulas():
 def test_case_id_stamps_every_output(tmp_path):
     files = render(make_run(), "all", tmp_path, case_id="SR-2611-77")
     assert sorted(p.name for ps in files.values() for p in ps) == sorted(
-        ["wnvdiag-report.html", "wnvdiag-report.md", "wnvdiag-report.json", "wnvdiag-findings.csv",
+        ["wnvdiag-report.html", "wnvdiag-report.md", "wnvdiag-report.txt", "wnvdiag-report.json", "wnvdiag-findings.csv",
          "wnvdiag-evidence.csv"])
     for paths in files.values():
         for p in paths:
@@ -159,7 +159,8 @@ def test_case_id_stamps_every_output(tmp_path):
 
 def test_formats_are_checked():
     assert parse_formats("html,md") == ["html", "md"]
-    assert parse_formats("all") == ["html", "md", "json", "csv"]
+    assert parse_formats("all") == ["html", "md", "txt", "json", "csv"]
+    assert parse_formats("text,markdown") == ["txt", "md"]
     assert parse_formats(["md", "markdown", "json"]) == ["md", "json"]
     with pytest.raises(BadInputError, match="unknown report format 'pdf'"):
         parse_formats("html,pdf")

@@ -3,7 +3,7 @@ over ``diag.store`` and ``diag.report``. Registered on the main app with ``regis
 
     wnvdiag runs [--db PATH] [--case ID] [--json]
     wnvdiag findings [RUN] [--severity SEV] [--rule ID] [--db PATH] [--json]
-    wnvdiag report RUN [--format html,md,json,csv] [--out DIR] [--case ID] [--redact] [--db PATH]
+    wnvdiag report RUN [--format html,md,txt,json,csv] [--out DIR] [--case ID] [--redact] [--db PATH]
     wnvdiag diff RUN_A RUN_B [--db PATH] [--json]
     wnvdiag export-pcap TRACE -o out.pcapng [--finding ID] [--drops-only] [--db PATH]
 
@@ -122,7 +122,7 @@ def _print_evidence(rows: list[dict], indent: str) -> None:
 
 def report(
     run: str = typer.Argument(..., help="Run id, unique prefix or 'latest'."),
-    formats: str = typer.Option("md", "--format", "--report", help="Comma-separated: html, md, json, csv, or all."),
+    formats: str = typer.Option("md", "--format", "--report", help="Comma-separated: html, md, txt (plain text), json, csv, or all."),
     out: Path = OUT_OPTION,
     case: Optional[str] = typer.Option(None, "--case", help="Stamp the reports with this case id."),
     redact: bool = typer.Option(False, "--redact", help="Replace IPs, MACs, host/user/switch/adapter names and "

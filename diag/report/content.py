@@ -3,6 +3,7 @@ behind a finding (packet paths, drop rates). The HTML and Markdown renderers bot
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -199,3 +200,64 @@ def column_labels(columns: list[str]) -> list[str]:
     (``d.reason_code``) left out where no other column has the same field."""
     plain = [_plain_key(c) for c in columns]
     return [(p if plain.count(p) == 1 else c).replace("_", " ") for c, p in zip(columns, plain)]
+
+
+_TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d")
+
+
+def spaced_time(text: str) -> str:
+    """An ISO timestamp with a space for the T (RFC 3339 allows it), so that a narrow column breaks it between
+    date and time; any other text unchanged."""
+    return text.replace("T", " ", 1) if _TIMESTAMP.match(text) else text
+
+
+@dataclass(frozen=True)
+class EvidenceLayout:
+    """Evidence split for a narrow page: the columns of a table that fits, the rest listed per row."""
+
+    table: list[str]
+    listed: list[str]
+
+
+def evidence_layout(rows: list[dict[str, Any]], columns: list[str], display: Any, budget: float, *,
+                    cells_wrap: bool = True) -> EvidenceLayout:
+    """Which evidence columns fit in a table of ``budget`` characters, taken in their own order; the others go
+    to a list under the table. A column needs its longest unbreakable word (its whole longest text where cells
+    do not wrap, as in plain text), in its heading or any value shown by ``display``, plus 3 for padding and
+    rule. A row number column is counted when some are listed."""
+    labels = dict(zip(columns, column_labels(columns)))
+
+    def need(col: str) -> int:
+        texts = [labels[col]] + [display(row.get(col)) for row in rows]
+        words = [w for t in texts for w in t.split()] if cells_wrap else texts
+        return 3 + max((len(w) for w in words), default=1)
+
+    needs = {col: need(col) for col in columns}
+    if sum(needs.values()) > budget:
+        budget -= 5  # the "#" column that ties a listed row to its table row
+    table: list[str] = []
+    listed: list[str] = []
+    used = 0.0
+    for col in columns:
+        if used + needs[col] <= budget:
+            table.append(col)
+            used += needs[col]
+        else:
+            listed.append(col)
+    return EvidenceLayout(table, listed)
+
+
+def number(n: float) -> str:
+    """A count or a measure as people write it: ``123456789``, ``2.5``, ``0.001``; never ``1.23457e+08``."""
+    if isinstance(n, int) or float(n).is_integer():
+        return str(int(n))
+    return f"{n:.6f}".rstrip("0").rstrip(".")
+
+
+def rate_caption(rate: dict[str, Any]) -> str:
+    """The caption of a rate chart in the chart's own unit (drops per bucket), with the rate it means."""
+    series = [n for n in (rate.get("series") or []) if isinstance(n, (int, float))]
+    bucket = rate.get("bucket_seconds") or 1
+    if not series:
+        return ""
+    return f", at most {number(max(series))} in one {number(bucket)} s bucket ({number(max(series) / bucket)}/s)"

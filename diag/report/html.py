@@ -23,7 +23,7 @@ import jinja2
 from markupsafe import Markup, escape
 
 from diag.report.content import (arrange, column_labels, diagnosis, evidence_field, related_paths, related_rates,
-                                 unanswered)
+                                 number, rate_caption, spaced_time, unanswered)
 from diag.report.markdown import columns, size, value
 from diag.report.model import RunReport, count_by_severity
 from diag.report.terminal import for_terminal
@@ -82,9 +82,6 @@ def _no_controls(value: Any) -> Any:
     return for_terminal(value) if isinstance(value, str) else value
 
 
-_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d")
-
-
 def cell_class(raw: Any) -> Markup:
     """The class of an evidence cell: numbers never wrap, long text gets room to wrap at spaces."""
     if isinstance(raw, (int, float)) and not isinstance(raw, bool):
@@ -96,26 +93,8 @@ def cell_class(raw: Any) -> Markup:
 
 
 def cell_value(raw: Any) -> str:
-    """A value as an evidence cell shows it: a timestamp with a space for the T (RFC 3339 allows it), so that a
-    narrow column breaks it between date and time, never inside a number."""
-    text = value(raw)
-    return text.replace("T", " ", 1) if _TIME.match(text) else text
-
-
-def number(n: float) -> str:
-    """A count or a measure as people write it: ``123456789``, ``2.5``, ``0.001``; never ``1.23457e+08``."""
-    if isinstance(n, int) or float(n).is_integer():
-        return str(int(n))
-    return f"{n:.6f}".rstrip("0").rstrip(".")
-
-
-def rate_caption(rate: dict[str, Any]) -> str:
-    """The caption of a rate chart in the chart's own unit (drops per bucket), with the rate it means."""
-    series = [n for n in (rate.get("series") or []) if isinstance(n, (int, float))]
-    bucket = rate.get("bucket_seconds") or 1
-    if not series:
-        return ""
-    return f", at most {number(max(series))} in one {number(bucket)} s bucket ({number(max(series) / bucket)}/s)"
+    """A value as an evidence cell shows it (a timestamp breaks between date and time, never inside a number)."""
+    return spaced_time(value(raw))
 
 
 _LINK = re.compile(r"\[([^\]\n]+)\]\((https?://[^\s)]+)\)")

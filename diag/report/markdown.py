@@ -15,13 +15,17 @@ from typing import Any
 
 import jinja2
 
-from diag.report.content import arrange, diagnosis, related_paths, related_rates, unanswered
+from diag.report.content import (arrange, column_labels, diagnosis, evidence_layout, related_paths, related_rates,
+                                 number, rate_caption, spaced_time, unanswered)
 from diag.report.model import RunReport, count_by_severity
 from diag.report.terminal import for_terminal
 from diag.resources import data_dir
 
 TEMPLATE = "report.md.j2"
 MAX_EVIDENCE_ROWS = 50
+# Characters a table may need before it overflows a ticket's column: GitHub's is about 780 px, its tables use
+# 16 px text (about 8.5 px a character) with 13 px padding on each side of a cell.
+TABLE_BUDGET = 88
 
 __all__ = ["MAX_EVIDENCE_ROWS", "render_markdown"]
 
@@ -48,10 +52,10 @@ def _environment(directory: str) -> jinja2.Environment:
         lstrip_blocks=True,
         keep_trailing_newline=True,
     )
-    env.filters.update(cell=cell, text=text, rule_markdown=rule_markdown, value=value, columns=columns, size=size, extract_from=extract_from)
+    env.filters.update(rate_caption=rate_caption, evidence=evidence_markdown, cell=cell, text=text, rule_markdown=rule_markdown, value=value, columns=columns, size=size)
     env.globals.update(table_row=table_row, table_rule=table_rule, related_paths=related_paths,
                        related_rates=related_rates, unanswered=unanswered, arrange=arrange, diagnosis=diagnosis,
-                       severity_counts=count_by_severity)
+                       severity_counts=count_by_severity, number=number)
     return env
 
 
@@ -93,6 +97,31 @@ def value(raw: Any) -> str:
     return str(raw)
 
 
+def evidence_markdown(rows: list[dict[str, Any]]) -> str:
+    """Evidence that fits a ticket's column: one row as a list of fields; several as a table of the columns
+    that fit (``TABLE_BUDGET``), with every other field listed under it per row number."""
+    cols = columns(rows)
+    labels = dict(zip(cols, column_labels(cols)))
+
+    def shown(raw: Any) -> str:
+        return spaced_time(value(raw))
+
+    if len(rows) == 1:
+        return "\n".join(f"- {text(labels[c])}: {text(shown(rows[0].get(c)))}" for c in cols)
+    layout = evidence_layout(rows, cols, shown, TABLE_BUDGET)
+    numbered = bool(layout.listed)
+    head = (["#"] if numbered else []) + [labels[c] for c in layout.table]
+    lines = [table_row(head), table_rule(head)]
+    for n, row in enumerate(rows, 1):
+        lines.append(table_row(([n] if numbered else []) + [shown(row.get(c)) for c in layout.table]))
+    if numbered:
+        lines.append("")
+        for n, row in enumerate(rows, 1):
+            fields = "; ".join(f"{labels[c]} {shown(row.get(c))}" for c in layout.listed)
+            lines.append(f"- #{n}: {text(fields)}")
+    return "\n".join(lines)
+
+
 def table_row(values: Any) -> str:
     """One Markdown table line; every value goes through ``cell``."""
     return "| " + " | ".join(cell(v) for v in values) + " |"
@@ -100,10 +129,6 @@ def table_row(values: Any) -> str:
 
 def table_rule(values: Any) -> str:
     return "|" + "---|" * len(list(values))
-
-
-def extract_from(column: str, row: dict[str, Any]) -> Any:
-    return row.get(column)
 
 
 def columns(rows: list[dict[str, Any]]) -> list[str]:

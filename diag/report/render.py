@@ -1,4 +1,4 @@
-"""``render``: write a run's reports (HTML, Markdown, JSON, CSV) into a directory.
+"""``render``: write a run's reports (HTML, Markdown, plain text, JSON, CSV) into a directory.
 
 Every output of one call is made from the same ``RunReport`` (stamped with the case id and, with
 ``redact``, pseudonymized once), so all of them agree. Files are written atomically (a temporary
@@ -18,11 +18,13 @@ from diag.report.jsonout import render_json
 from diag.report.markdown import render_markdown
 from diag.report.model import RunReport
 from diag.report.redact import Redactor, redact_run
+from diag.report.text import render_text
 
-FORMATS = ("html", "md", "json", "csv")
+FORMATS = ("html", "md", "txt", "json", "csv")
 FILE_NAMES = {
     "html": ["wnvdiag-report.html"],
     "md": ["wnvdiag-report.md"],
+    "txt": ["wnvdiag-report.txt"],
     "json": ["wnvdiag-report.json"],
     "csv": ["wnvdiag-findings.csv", "wnvdiag-evidence.csv"],
 }
@@ -39,8 +41,9 @@ def parse_formats(spec: str | Iterable[str]) -> list[str]:
             continue
         if item == "all":
             out += [f for f in FORMATS if f not in out]
-        elif item == "markdown":
-            out += [] if "md" in out else ["md"]
+        elif item in ("markdown", "text"):
+            alias = "md" if item == "markdown" else "txt"
+            out += [] if alias in out else [alias]
         elif item in FORMATS:
             out += [] if item in out else [item]
         else:
@@ -86,6 +89,8 @@ def render(
             texts["wnvdiag-report.html"] = render_html(shown)
         elif fmt == "md":
             texts["wnvdiag-report.md"] = render_markdown(shown)
+        elif fmt == "txt":
+            texts["wnvdiag-report.txt"] = render_text(shown)
         elif fmt == "json":
             texts["wnvdiag-report.json"] = render_json(shown, redacted=redact)
         elif fmt == "csv":

@@ -5,7 +5,8 @@
   var vw = document.documentElement.clientWidth;
   var out = {
     viewport: vw, scroll_width: document.documentElement.scrollWidth, overflowing: [], charts: [],
-    min_chart_text_px: null, clipped_chart_text: [], printed_twice: [], extra_rows_in_print: null
+    min_chart_text_px: null, clipped_chart_text: [], printed_twice: [], extra_rows_in_print: null,
+    scrolling_tables: []
   };
   function scrolls(el) {
     for (var p = el.parentElement; p; p = p.parentElement) {
@@ -19,6 +20,10 @@
     if (r.width && r.right > vw + 0.5 && !scrolls(el)) {
       out.overflowing.push(el.tagName.toLowerCase() + (el.className ? "." + el.className : "") + " right=" + Math.round(r.right));
     }
+  });
+  // A table that scrolls within itself (GitHub shows Markdown tables as display:block with overflow:auto).
+  document.querySelectorAll("table").forEach(function (t) {
+    if (t.scrollWidth > t.clientWidth + 1) out.scrolling_tables.push(t.scrollWidth);
   });
   document.querySelectorAll("svg.chart").forEach(function (svg) {
     out.charts.push(svg.getAttribute("data-chart"));
