@@ -20,13 +20,14 @@ from diag.engine.quality_gate import apply_quality_gate
 from diag.errors import AnalysisFailed, BadInputError
 from diag.facts.models import TraceQuality
 from diag.hostinfo import load_host_info
-from diag.inspect import Scan, TraceSummary, inspect_trace, scan_trace
+from diag.inspect import Scan, TraceSummary, scan_trace
 from diag.report import HostInfoFile, RunReport, TraceInfo, parse_formats, render
-from diag.report.content import where
+from diag.report.content import packet_filter, where
 from diag.report.model import fact_records, utc_now
 from diag.report.jsonout import check_document
 from diag.report.pcapng import export_finding_pcaps
 from diag.report.redact import Redactor, redact_data, redact_run
+from diag.select import PacketFilter
 from diag.resources import data_dir
 from diag.store import (can_create_in, check_writable, find_reusable, fingerprint_files, load_run, redaction_key,
                         save_run)
@@ -50,14 +51,15 @@ class Severity(str, Enum):
 
 
 def inspect(path: str | Path, progress: Progress | None = None, *, redact: bool = False,
-            redact_key: bytes | None = None) -> TraceSummary:
+            redact_key: bytes | None = None, select: PacketFilter | None = None) -> TraceSummary:
     """Summarise a trace: header, providers/events, read and decode coverage, pktmon components and drops.
 
     ``redact`` pseudonymizes the file's path, the logger's name and file, and the components' names,
     addresses and properties as ``check --redact`` does (a random key unless ``redact_key``); provider,
-    event and drop reason names are Windows' own and stay.
+    event and drop reason names are Windows' own and stay. ``select`` looks at the packets it keeps only
+    (``diag.select``; the summary says what it kept and how many packet events it left out).
     """
-    summary = inspect_trace(path, progress)
+    summary = scan_trace(path, progress, select=select).summary
     return redact_summary(summary, Redactor(redact_key)) if redact else summary
 
 
@@ -118,6 +120,9 @@ def render_inspect_text(s: TraceSummary) -> str:
     if p.present:
         lines += ["", f"PktMon      {p.packets} packet events, {p.drops} drop events ({p.dropped_frames} distinct "
                       f"frames), {len(p.components)} components"]
+        if p.filter:
+            lines.append(f"FILTER      kept {p.filter}; {p.packet_events_left_out} packet events left out "
+                         "(the counts below are of the packets kept)")
         if p.malformed_packet_events:
             lines.append(f"WARNING     {p.malformed_packet_events} malformed pktmon packet events")
         active = [c for c in p.components if c.packets or c.drops]
@@ -209,6 +214,7 @@ def check(
     rules_memory_mb: int | None = RULES_MEMORY_MB,
     phase: Callable[[str], None] | None = None,
     reuse: bool = True,
+    select: PacketFilter | None = None,
 ) -> CheckResult:
     """Read a trace, build facts, run the rules pack (plus ``rule_dirs``), store the run, write the report.
 
@@ -220,7 +226,8 @@ def check(
     ``reuse``: when the database holds a whole run of the same question (the same trace bytes, wnvdiag
     code and knowledge, rules, rule selection, host-info files, case, threshold and limits), that run is
     reported again without reading the trace (``CheckResult.reused``). ``phase(text)`` is told each
-    phase as it starts; ``progress(done, total)`` the bytes read.
+    phase as it starts; ``progress(done, total)`` the bytes read. ``select`` (``diag.select``) looks at the
+    packets it keeps only; the run records the filter and what it left out, and every report says so.
     """
     phase = phase or _silent
     path, db_path, out_dir = Path(path), Path(db_path), Path(out_dir)
@@ -239,16 +246,17 @@ def check(
         raise BadInputError("--pcap writes the trace's real frames and cannot be redacted; leave out --pcap or --redact")
     info = load_host_info(list(map(Path, host_info))) if host_info else None  # bad files: exit 2 before the read
     trace_sha256 = _sha256(path) if path.is_file() else None
+    select = select if select is not None and select.active else None
     input_key = _input_key(trace_sha256, all_rule_dirs, only, skip, host_info, case_id, threshold,
-                           rules_timeout, rules_memory_mb) if trace_sha256 else None
+                           rules_timeout, rules_memory_mb, select) if trace_sha256 else None
     stored = find_reusable(db_path, input_key) if reuse and input_key else None
     if stored is not None:
         phase(f"reusing run {stored}: the same trace, rules and options were checked before")
         return _report_run(load_run(db_path, stored), path, db_path, out_dir, formats, threshold, redact, pcap_dir,
-                           phase, progress, reused=True)
+                           phase, progress, reused=True, select=select)
     require_engine()  # a broken install says so now, not after the read
     started = utc_now()
-    scan = scan_trace(path, progress, facts=True)
+    scan = scan_trace(path, progress, facts=True, select=select)
     phase("building facts")
     facts = build_facts(scan, info)
     failure = None
@@ -261,7 +269,11 @@ def check(
     notes = info.warnings if info is not None else []
     host_files = [HostInfoFile(path=str(p), sha256=_sha256(Path(p)), size=Path(p).stat().st_size,
                                warnings=[w for w in notes if w.startswith(f"{p}:")]) for p in host_info]
-    fields = dict(started=started, quality=_quality(scan), arguments={"argv": arguments or []},
+    recorded: dict = {"argv": arguments or []}
+    if select is not None:
+        recorded["filter"] = {"kept": scan.summary.pktmon.filter,
+                              "packet_events_left_out": scan.summary.pktmon.packet_events_left_out}
+    fields = dict(started=started, quality=_quality(scan), arguments=recorded,
                   case_id=case_id, rules_version=fingerprint_files(all_rule_dirs), host_info=host_files,
                   facts=fact_records(facts),
                   min_severity=threshold.value)
@@ -273,12 +285,13 @@ def check(
     run_id = save_run(db_path, run, input_key=input_key)
     if run_id != run.run_id:  # the same analysis is stored already: report that run
         run = load_run(db_path, run_id)
-    return _report_run(run, path, db_path, out_dir, formats, threshold, redact, pcap_dir, phase, progress)
+    return _report_run(run, path, db_path, out_dir, formats, threshold, redact, pcap_dir, phase, progress,
+                       select=select)
 
 
 def _report_run(run: RunReport, path: Path, db_path: Path, out_dir: Path, formats: list[str], threshold: Severity,
                 redact: bool, pcap_dir: str | Path | None, phase: Callable[[str], None], progress: Progress | None,
-                *, reused: bool = False) -> CheckResult:
+                *, reused: bool = False, select: PacketFilter | None = None) -> CheckResult:
     run_id = run.run_id
     key = redaction_key(db_path) if redact else None
     phase("writing the reports")
@@ -288,7 +301,7 @@ def _report_run(run: RunReport, path: Path, db_path: Path, out_dir: Path, format
         raise BadInputError(f"{exc.message}; the run itself was stored: {run_id} in {db_path} (write the reports "
                             f"again with: wnvdiag report {run_id} --db {db_path} --out DIR)", exc.path) from None
     report_path = (reports.get("md") or next(iter(reports.values())))[0]
-    pcaps = export_finding_pcaps(path, run, pcap_dir, progress=progress,
+    pcaps = export_finding_pcaps(path, run, pcap_dir, progress=progress, select=select,
                                  phase=lambda text: phase(f"evidence pcapng, {text}")) if pcap_dir is not None else {}
     shown = redact_run(run, redactor=Redactor(key)) if redact else run  # what stdout and stderr may say, too
     if run.failure is not None:
@@ -303,7 +316,7 @@ def _silent(_text: str) -> None:
 
 def _input_key(trace_sha256: str, rule_dirs: list[Path], only: list[str] | None, skip: list[str] | None,
                host_info: list[Path] | tuple[Path, ...], case_id: str | None, threshold: Severity,
-               rules_timeout: float | None, rules_memory_mb: int | None) -> str:
+               rules_timeout: float | None, rules_memory_mb: int | None, select: PacketFilter | None = None) -> str:
     """What a check is asked, before it reads the trace: two checks with the same key give the same run.
     The code and knowledge are fingerprinted by content, so an edited checkout never reuses a stale run."""
     import json
@@ -315,6 +328,7 @@ def _input_key(trace_sha256: str, rule_dirs: list[Path], only: list[str] | None,
         "rules": fingerprint_files(rule_dirs), "only": sorted(only or []), "skip": sorted(skip or []),
         "host_info": [_sha256(Path(p)) for p in host_info], "case": case_id, "threshold": threshold.value,
         "limits": [rules_timeout, rules_memory_mb],
+        "filter": repr(select) if select is not None else None,
     }
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:32]
 
@@ -385,6 +399,10 @@ def verdict_line(result: CheckResult) -> str:
 def render_check_text(result: CheckResult) -> str:
     run = result.run
     lines = [verdict_line(result)]
+    selected = packet_filter(run)
+    if selected:
+        lines.append(f"  FILTER: kept {selected['kept']}; {selected['packet_events_left_out']} packet event(s) left "
+                     "out, so this speaks of the packets kept only")
     for f in run.shown_findings:
         lines.append(f"  [{f.severity}/{f.confidence}] {f.rule_id}: {f.title}")
         lines.append(f"      {f.summary}")

@@ -20,6 +20,8 @@ from diag.commands.runs import register as register_run_commands
 from diag.commands.synth import app as synth_app
 from diag.errors import DiagError
 from diag.commands.output import echo, fail
+from diag.commands.filters import (ADDRESS_OPTION, COMPONENT_OPTION, SINCE_OPTION, UNTIL_OPTION, VLAN_OPTION,
+                                   packet_filter)
 from diag.commands.progress import progress_bar
 from diag.commands.runs import DB_OPTION, OUT_OPTION
 
@@ -66,11 +68,17 @@ def inspect(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
     redact: bool = typer.Option(False, "--redact", help="Replace the path, the logger's name, and the components' "
                                                         "names, IPs and MACs with pseudonyms."),
+    since: str = SINCE_OPTION,
+    until: str = UNTIL_OPTION,
+    component: list[int] = COMPONENT_OPTION,
+    address: list[str] = ADDRESS_OPTION,
+    vlan: list[int] = VLAN_OPTION,
 ) -> None:
     """What is in a trace: header, providers and events, what could not be read, pktmon's view."""
     try:
+        select = packet_filter(since, until, component, address, vlan)
         with progress_bar(_reading(trace, redact), quiet or as_json) as bar:
-            summary = api.inspect(trace, progress=bar.advance if bar else None, redact=redact)
+            summary = api.inspect(trace, progress=bar.advance if bar else None, redact=redact, select=select)
     except DiagError as exc:
         _fail(api.redact_message(str(exc), [trace]) if redact else str(exc))
     if as_json:
@@ -107,14 +115,21 @@ def check(
                                      help="Address-space limit of each rules worker."),
     fresh: bool = typer.Option(False, "--fresh", help="Read the trace again even when the database holds a run of "
                                                       "the same trace, rules and options."),
+    since: str = SINCE_OPTION,
+    until: str = UNTIL_OPTION,
+    component: list[int] = COMPONENT_OPTION,
+    address: list[str] = ADDRESS_OPTION,
+    vlan: list[int] = VLAN_OPTION,
 ) -> None:
     """Read the trace, run the rules, store the run and write the reports (Markdown by default)."""
     try:
+        select = packet_filter(since, until, component, address, vlan)
         with progress_bar(_reading(trace, redact), quiet or as_json) as bar:
             result = api.check(trace, rule_dirs=rules, host_info=host_info, only=only, skip=skip, db_path=db,
                                out_dir=out, threshold=threshold, arguments=sys.argv[1:],
                                report_formats=report, case_id=case, redact=redact, pcap_dir=pcap,
                                rules_timeout=rules_timeout, rules_memory_mb=rules_memory, reuse=not fresh,
+                               select=select,
                                progress=bar.advance if bar else None, phase=bar.phase if bar else None)
     except DiagError as exc:
         _fail(api.redact_message(str(exc), [trace, *host_info]) if redact else str(exc))

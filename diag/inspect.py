@@ -27,6 +27,7 @@ from diag.read import Trace
 from diag.read.buffers import BUFFER_TYPES
 from diag.read.clock import filetime_to_datetime
 from diag.read.guids import provider_name
+from diag.select import PacketFilter
 from diag.read.records import EVENT_HEADER_TYPES, FLAG_EXTENDED_INFO, HEADER_TYPE_NAMES, Record, record_spans
 
 SCHEMA = "wnvdiag.inspect/2"  # 2: drops_by_component is a list, as drops_by_reason is
@@ -151,6 +152,9 @@ class PktmonInfo(_Model):
     drops_by_component: list[DropComponentCount]
     malformed_packet_events: int
     reason_names_from: str
+    filter: str | None = Field(None, description="what a filter (--since, --until, --component, --address, --vlan) "
+                                                 "kept; null: every packet was looked at")
+    packet_events_left_out: int = Field(0, description="packet events the filter did not keep: read, not counted")
 
 
 class TraceSummary(_Model):
@@ -178,14 +182,18 @@ def inspect_trace(path: str | Path, progress: Callable[[int, int], None] | None 
     return scan_trace(path, progress).summary
 
 
-def scan_trace(path: str | Path, progress: Callable[[int, int], None] | None = None, *, facts: bool = False) -> Scan:
+def scan_trace(path: str | Path, progress: Callable[[int, int], None] | None = None, *, facts: bool = False,
+               select: PacketFilter | None = None) -> Scan:
     """One pass over the trace; with ``facts`` it also tracks packet paths and flows and collects
-    every decoded event into a ``FactBuilder`` (slower: ``check`` needs it, ``inspect`` does not)."""
+    every decoded event into a ``FactBuilder`` (slower: ``check`` needs it, ``inspect`` does not).
+    ``select`` keeps only the packet events it matches (``diag.select``); the others are counted."""
     with Trace(path) as trace:
-        return _scan(trace, progress, FactBuilder(trace.header) if facts else None)
+        bound = select.bind(trace.clock.start_filetime) if select is not None and select.active else None
+        return _scan(trace, progress, FactBuilder(trace.header) if facts else None, bound)
 
 
-def _scan(trace: Trace, progress: Callable[[int, int], None] | None, builder: FactBuilder | None = None) -> Scan:
+def _scan(trace: Trace, progress: Callable[[int, int], None] | None, builder: FactBuilder | None = None,
+          select: PacketFilter | None = None) -> Scan:
     decoder = EventDecoder(trace.header)
     if builder is not None:
         decoder.retain = builder.SCHEMA_ONLY_PROVIDERS
@@ -203,6 +211,8 @@ def _scan(trace: Trace, progress: Callable[[int, int], None] | None, builder: Fa
     raw_min, raw_max = clock.raw_min, clock.raw_max
     bad_time = 0  # records whose timestamp is no date at all (damaged): their time is unknown
     records = 0
+    left_out = 0  # packet events the filter did not select
+    keep = select.keep_pktmon if select is not None else None
     for buf in trace.buffers():
         buffer_types[buf.type] += 1
         data = buf.data
@@ -224,6 +234,11 @@ def _scan(trace: Trace, progress: Callable[[int, int], None] | None, builder: Fa
                         first_raw = ts
                 if version != 0:  # layouts of other versions are unknown to the hand-written decoders
                     ok = None
+                elif keep is not None and event_id in pktmon.PACKET_EVENTS and \
+                        not keep(data, off + 0x50, off + size, clock.to_filetime(ts) if ts else None):
+                    left_out += 1
+                    pktmon_ok[event_id] += 1  # read and understood, then not selected
+                    continue
                 elif event_id == pktmon.EVENT_PACKET:
                     ok = tally.passed(data, off + 0x50, off + size)
                 elif event_id == pktmon.EVENT_DROP:
@@ -249,6 +264,10 @@ def _scan(trace: Trace, progress: Callable[[int, int], None] | None, builder: Fa
             decoder.learn(record)
             if record.provider == _PKTMON_GUID and record.event_id in pktmon.PACKET_EVENTS and record.version == 0:
                 # packet events that carry extended data items: same digest, slower path
+                if keep is not None and not keep(record.payload, 0, len(record.payload), record.filetime):
+                    left_out += 1
+                    pktmon_ok[record.event_id] += 1
+                    continue
                 ok = tally.packet(record.payload, record.event_id == pktmon.EVENT_DROP, record.filetime,
                                   (record.buffer_index, record.offset))
                 (pktmon_ok if ok else pktmon_bad)[record.event_id] += 1
@@ -285,6 +304,9 @@ def _scan(trace: Trace, progress: Callable[[int, int], None] | None, builder: Fa
         providers=providers,
         pktmon=_pktmon_info(tally, decoder, trace.header.os_build, _PKTMON_GUID in {p.guid for p in providers}),
     )
+    if select is not None:
+        summary.pktmon.filter = select.describe()
+        summary.pktmon.packet_events_left_out = left_out
     return Scan(summary, tally, decoder, builder)
 
 

@@ -287,6 +287,7 @@ def run_key(run: RunReport) -> str | None:
         "host_info": sorted(h.sha256 or h.path for h in run.host_info),
         "case": run.case_id,
         "min_severity": run.min_severity,
+        "filter": run.arguments.get("filter"),
         "outcome": run.model_dump(
             mode="json",
             include={"findings": True, "facts": True, "rule_errors": True, "engine_errors": True, "quality": True,

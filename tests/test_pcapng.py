@@ -129,7 +129,7 @@ def test_one_pcapng_per_finding_for_check(tmp_path, monkeypatch):
     run = api.check(DEMO, db_path=tmp_path / "w.db", out_dir=tmp_path).run
     passes = []
     read_packets = pcapng._pktmon_events
-    monkeypatch.setattr(pcapng, "_pktmon_events", lambda trace, progress=None: passes.append(1) or read_packets(trace, progress))
+    monkeypatch.setattr(pcapng, "_pktmon_events", lambda trace, progress=None, select=None: passes.append(1) or read_packets(trace, progress, select))
     written = pcapng.export_finding_pcaps(DEMO, run, tmp_path / "pcap")
     assert len(written) > 2 and len(passes) == 2  # every file from the same two passes over the trace
     assert {"vlan-drops", "mac-spoofing-drops"} <= set(written)

@@ -5,7 +5,8 @@ over ``diag.store`` and ``diag.report``. Registered on the main app with ``regis
     wnvdiag findings [RUN] [--severity SEV] [--rule ID] [--db PATH] [--json]
     wnvdiag report RUN [--format html,md,txt,json,csv] [--out DIR] [--case ID] [--redact] [--db PATH]
     wnvdiag diff RUN_A RUN_B [--db PATH] [--json]
-    wnvdiag export-pcap TRACE -o out.pcapng [--finding ID] [--drops-only] [--db PATH]
+    wnvdiag export-pcap TRACE -o out.pcapng [--finding ID] [--drops-only] [--since T] [--until T] [--address A]
+                        [--vlan N] [--db PATH]
 
 RUN is a run id, a unique prefix of one, or ``latest``. Errors are one line and exit code 2.
 """
@@ -22,6 +23,7 @@ from diag import store
 from diag.errors import DiagError
 from diag.report import render_stored
 from diag.commands.output import echo, fail
+from diag.commands.filters import ADDRESS_OPTION, SINCE_OPTION, UNTIL_OPTION, VLAN_OPTION, packet_filter
 from diag.commands.progress import progress_bar
 
 EXIT_ERROR = 2
@@ -184,6 +186,10 @@ def export_pcap(
                                              "the NDIS IfIndex); repeatable."),
     verdict: bool = typer.Option(False, "--verdict", help="Also mark drops with the pcapng verdict option. Wireshark "
                                                           "4.0 cannot open a file it re-saved from such a one."),
+    since: Optional[str] = SINCE_OPTION,
+    until: Optional[str] = UNTIL_OPTION,
+    address: list[str] = ADDRESS_OPTION,
+    vlan: list[int] = VLAN_OPTION,
     db: Path = DB_OPTION,
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing but errors."),
 ) -> None:
@@ -193,8 +199,12 @@ def export_pcap(
     from diag.api import EXIT_INCONCLUSIVE
     from diag.report.pcapng import PcapOptions, export_pcap as export, export_stored_finding
 
-    options = PcapOptions(drops_only=drops_only, first_snapshot=first_snapshot,
-                          components=frozenset(component) if component else None, verdict=verdict)
+    try:
+        options = PcapOptions(drops_only=drops_only, first_snapshot=first_snapshot,
+                              components=frozenset(component) if component else None, verdict=verdict,
+                              select=packet_filter(since, until, (), address, vlan))
+    except DiagError as exc:
+        _fail(str(exc))
     try:
         with progress_bar(f"reading {trace.name}", quiet) as bar:
             watch = dict(progress=bar.advance, phase=bar.phase) if bar else {}

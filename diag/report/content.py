@@ -17,6 +17,10 @@ def unanswered(run: RunReport) -> list[str]:
     q, t, out = run.quality, run.trace, []
     if run.failure:
         out.append("The analysis failed, so nothing can be concluded from this run.")
+    selected = packet_filter(run)
+    if selected:
+        out.append(f"A filter kept {selected['kept']}; it left out {selected['packet_events_left_out']} packet "
+                   f"event(s). What is said here, and what is not found, is about the packets kept only.")
     if t.records_read == 0:
         out.append("The trace had no readable records.")
     if q.events_lost or q.buffers_lost:
@@ -38,6 +42,13 @@ def unanswered(run: RunReport) -> list[str]:
     if run.engine_errors:
         out.append(f"{len(run.engine_errors)} engine error(s).")
     return out
+
+
+def packet_filter(run: RunReport) -> dict[str, Any] | None:
+    """The packet filter a run was checked with (``check --since/--until/--component/--address/--vlan``):
+    ``{"kept": "packets from ...", "packet_events_left_out": N}``, or None."""
+    selected = run.arguments.get("filter") if isinstance(run.arguments, dict) else None
+    return selected if isinstance(selected, dict) and selected.get("kept") else None
 
 
 def _plain_key(key: str) -> str:

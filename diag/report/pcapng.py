@@ -60,6 +60,7 @@ from diag.decode.wire import WireError
 from diag.errors import BadInputError
 from diag.facts.snapshots import SnapshotChains
 from diag.read import Trace
+from diag.select import PacketFilter
 from diag.report.pcapngfile import PcapngFile, option
 
 Progress = Callable[[int, int], None]
@@ -85,6 +86,7 @@ class PcapOptions:
     first_snapshot: bool = False
     components: frozenset[int] | None = None
     verdict: bool = False
+    select: PacketFilter | None = None  # --since/--until/--address/--vlan (diag.select)
 
     def describe(self) -> str:
         parts = ["drop events only" if self.drops_only else
@@ -92,6 +94,8 @@ class PcapOptions:
                  if self.first_snapshot else "every snapshot: one copy of a packet per component it crossed"]
         if self.components is not None:
             parts.append("at component(s) " + ", ".join(str(c) for c in sorted(self.components)) + " only")
+        if self.select is not None and self.select.active:
+            parts.append(self.select.describe() + " only")
         return "; ".join(parts)
 
 
@@ -163,16 +167,21 @@ class _Survey:
     drops_not_noted: int = 0
 
 
-def _pktmon_events(trace: Trace, progress: Progress | None = None
+def _pktmon_events(trace: Trace, progress: Progress | None = None, select: PacketFilter | None = None
                    ) -> Iterable[tuple[Any, pktmon.PacketEvent | dict | None]]:
     """(record, decoded) of pktmon component rundowns (dict) and packet events (PacketEvent; None:
-    malformed), and (record, None) for every other event that carries a frame (NDIS-PacketCapture)."""
+    malformed), and (record, None) for every other event that carries a frame (NDIS-PacketCapture).
+    Packet events ``select`` (bound to the trace) does not keep are left out; netsh's frames are filtered
+    where they are put together (``_ndis_packet``)."""
     for record in trace.records(progress):
         if not record.is_event_header:
             continue
         provider = record.provider
         if provider == pktmon.PROVIDER and record.version == 0:
             if record.event_id in pktmon.PACKET_EVENTS:
+                if select is not None and not select.keep_pktmon(record.payload, 0, len(record.payload),
+                                                                 record.filetime):
+                    continue
                 try:
                     yield record, pktmon.packet_event(record.payload, record.event_id)
                 except WireError:
@@ -206,9 +215,11 @@ def export_pcaps(trace_path: str | Path, outputs: dict[Path, set[tuple] | None],
     for out in outputs:
         _check_destination(out)
     with Trace(trace_path) as trace:
+        select = options.select.bind(trace.clock.start_filetime) if options.select is not None \
+            and options.select.active else None
         if phase is not None:
             phase("pass 1 of 2: finding the packets")
-        survey = _survey(trace, outputs, options, progress)
+        survey = _survey(trace, outputs, options, progress, select)
         if phase is not None:
             phase("pass 2 of 2: writing the packets")
         writers = {out: _Writer(out, survey, trace.header.os_build, options, survey.keep[out]) for out in outputs}
@@ -216,11 +227,11 @@ def export_pcaps(trace_path: str | Path, outputs: dict[Path, set[tuple] | None],
             identities = _PacketIdentity()
             track = options.first_snapshot or any(match is not None for match in outputs.values())
             pending: dict[tuple, bytearray] = {}
-            for record, ev in _pktmon_events(trace, progress):
+            for record, ev in _pktmon_events(trace, progress, select):
                 if isinstance(ev, dict):
                     continue
                 if ev is None and record.provider == ndiscap.PROVIDER:
-                    _ndis_packet(record, writers.values(), pending)
+                    _ndis_packet(record, writers.values(), pending, select)
                     continue
                 key, entry, repeat = identities.of(ev, record.filetime) if track and ev is not None else (0, True, False)
                 for writer in writers.values():
@@ -244,16 +255,16 @@ def _check_destination(out: Path) -> None:
 
 
 def _survey(trace: Trace, outputs: dict[Path, set[tuple] | None], options: PcapOptions,
-            progress: Progress | None = None) -> _Survey:
+            progress: Progress | None = None, select: PacketFilter | None = None) -> _Survey:
     survey = _Survey(keep={out: None if match is None else set() for out, match in outputs.items()})
     matching = {out: match for out, match in outputs.items() if match is not None}
     if not (matching or options.first_snapshot):
-        for _record, ev in _pktmon_events(trace, progress):
+        for _record, ev in _pktmon_events(trace, progress, select):
             if isinstance(ev, dict):
                 survey.components[ev["component_id"]] = ev
         return survey
     identities = _PacketIdentity()
-    for record, ev in _pktmon_events(trace, progress):
+    for record, ev in _pktmon_events(trace, progress, select):
         if isinstance(ev, dict):
             survey.components[ev["component_id"]] = ev
             continue
@@ -393,7 +404,8 @@ def _timestamp(filetime: int | None) -> int:
     return (filetime or FILETIME_UNIX_EPOCH) - FILETIME_UNIX_EPOCH
 
 
-def _ndis_packet(record: Any, writers: Iterable[_Writer], pending: dict[tuple, bytearray]) -> None:
+def _ndis_packet(record: Any, writers: Iterable[_Writer], pending: dict[tuple, bytearray],
+                 select: PacketFilter | None = None) -> None:
     """An NDIS-PacketCapture fragment event: one packet (Windows 8.1 and later), or a part of one."""
     try:
         f = ndiscap.decode(record.event_id, record.version, record.payload, record.keywords, record.pointer_size)
@@ -420,6 +432,8 @@ def _ndis_packet(record: Any, writers: Iterable[_Writer], pending: dict[tuple, b
             return
         frame = bytes(pending.pop(where))
     link = f["link_type"]
+    if select is not None and not (select.keep_time(record.filetime) and select.keep_frame(frame, link)):
+        return
     if port_id is not None:
         key = ("vmswitch", port_id, link)
         name = f"vmswitch port {f.get('source_port_name') or port_id}"
@@ -462,10 +476,11 @@ def export_stored_finding(db_path: str | Path, finding_ref: str, trace_path: str
 
 
 def export_finding_pcaps(trace_path: str | Path, run: Any, out_dir: str | Path, *, progress: Progress | None = None,
-                         phase: Callable[[str], None] | None = None) -> dict[str, ExportSummary]:
+                         phase: Callable[[str], None] | None = None,
+                         select: PacketFilter | None = None) -> dict[str, ExportSummary]:
     """One pcapng per finding of ``run`` whose evidence names drops: ``wnvdiag-<rule id>.pcapng``
     in ``out_dir`` (``check --pcap``), all from the same two passes over the trace. Findings without
-    drop evidence get no file."""
+    drop evidence get no file. ``select``: the packet filter the run was checked with."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     wanted = {f.rule_id: (out / f"wnvdiag-{f.rule_id}.pcapng", matches_from_evidence(f.evidence))
@@ -474,5 +489,5 @@ def export_finding_pcaps(trace_path: str | Path, run: Any, out_dir: str | Path, 
     if not wanted:
         return {}
     summaries = export_pcaps(trace_path, {path: match for path, match in wanted.values()}, progress=progress,
-                             phase=phase)
+                             phase=phase, options=PcapOptions(select=select))
     return {rule: summaries[path] for rule, (path, _match) in wanted.items()}
