@@ -36,3 +36,16 @@ def test_this_interpreter_loads_the_engine():
     from diag.engine import require_engine
 
     require_engine()
+
+
+def test_python_3_12_is_refused_with_the_reason():
+    """Measured on CPython 3.12.1: a two-fact join in a bare durable-rules engine segfaults there
+    (tests/test_engine_regressions.py's pair_join and second-ruleset canaries fail on 3.12 only)."""
+    import pytest
+
+    from diag.engine import require_engine
+    from diag.errors import EngineUnavailable
+
+    with pytest.raises(EngineUnavailable, match=r"not supported on this Python: durable-rules 2\.0\.28 crashes"):
+        require_engine((3, 12))
+    require_engine((3, 11))

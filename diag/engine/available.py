@@ -3,6 +3,8 @@ install is one line at once and not an "analysis failed" after the read."""
 
 from __future__ import annotations
 
+import sys
+
 from diag.errors import EngineUnavailable
 
 # On CPython 3.13 durable-rules 2.0.28 builds, but its extension calls PyEval_CallObject, which 3.13
@@ -11,7 +13,17 @@ REBUILD = ("CPPFLAGS=-DPyEval_CallObject=PyObject_CallObject pip install --no-ca
            "durable-rules==2.0.28")
 
 
-def require_engine() -> None:
+# On CPython 3.12.1 durable-rules 2.0.28 segfaults on a two-fact join in a bare engine (tests/
+# test_engine_regressions.py, pair_join: the shape that runs on 3.11 and 3.13), the cause unknown. wnvdiag's own
+# suite passed there, but a run is not trusted on an engine that crashes on its plain use: refused, said why.
+UNSUPPORTED = {(3, 12): "durable-rules 2.0.28 crashes (segfault) on a plain two-fact join on CPython 3.12; "
+                        "use Python 3.11 or 3.13 (see the README)"}
+
+
+def require_engine(version: tuple[int, int] | None = None) -> None:
+    why = UNSUPPORTED.get(tuple(version or sys.version_info[:2]))
+    if why:
+        raise EngineUnavailable(f"the rules engine is not supported on this Python: {why}")
     try:
         import durable_rules_engine  # noqa: F401  (the C extension; durable.engine imports it first)
     except ImportError as exc:
