@@ -30,7 +30,7 @@ from diag.report.redact import Redactor, redact_data, redact_run
 from diag.select import PacketFilter
 from diag.resources import data_dir
 from diag.store import (can_create_in, check_writable, find_reusable, fingerprint_files, load_run, redaction_key,
-                        save_run)
+                        resolve_run, save_run)
 
 Progress = Callable[[int, int], None]
 # exit codes of ``check``: stable, documented in the README
@@ -340,6 +340,29 @@ def _check_out_dir(directory: Path, option: str) -> None:
     existing = next((p for p in (directory, *directory.absolute().parents) if p.exists()), None)
     if existing is not None and not can_create_in(existing):
         raise BadInputError(f"{option}: cannot write files here", directory)
+
+
+def trace_facts(path: str | Path, host_info: list[str | Path] = (), progress: Progress | None = None) -> list:
+    """The facts the rules would read for ``path`` (with its host-info files): what ``check`` builds,
+    without running or storing anything (``rules test --trace``)."""
+    info = load_host_info(list(map(Path, host_info))) if host_info else None
+    return build_facts(scan_trace(Path(path), progress, facts=True), info)
+
+
+def finding_facts(db_path: str | Path, ref: str) -> tuple[list[dict], str]:
+    """The facts behind the first evidence row of a stored finding, ``RUN:RULE`` (RUN an id, a unique prefix
+    or ``latest``), and a phrase naming it: what ``rules new --from-finding`` starts from."""
+    run_ref, sep, rule_id = ref.rpartition(":")
+    if not sep or not run_ref or not rule_id:
+        raise BadInputError(f"--from-finding {ref}: write RUN:RULE, e.g. latest:vlan-drops")
+    run = load_run(db_path, resolve_run(db_path, run_ref))
+    finding = next((f for f in run.findings if f.rule_id == rule_id), None)
+    if finding is None:
+        fired = ", ".join(sorted({f.rule_id for f in run.findings})) or "none"
+        raise BadInputError(f"run {run.run_id} has no finding of rule {rule_id!r} (its findings: {fired})", db_path)
+    ids = finding.evidence_fact_ids[0] if finding.evidence_fact_ids else finding.fact_ids[:1]
+    facts = [fact for fact in (run.fact(i) for i in ids) if fact is not None]
+    return facts, f"finding {rule_id} of run {run.run_id}"
 
 
 def build_facts(scan: Scan, host_info=None) -> list:

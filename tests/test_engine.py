@@ -238,7 +238,7 @@ def test_bad_rule_files_do_not_stop_the_good_ones(copy_of_pack):
     by_stem = {e.rule_id: e for e in result.rule_errors}
     assert set(by_stem) == {"broken-yaml", "joins-on-id"}
     assert by_stem["joins-on-id"].file == f"{copy_of_pack / 'joins-on-id.yaml'}:13"
-    assert "'id' is reserved" in by_stem["joins-on-id"].message
+    assert "'id' cannot be tested" in by_stem["joins-on-id"].message
     assert result.rules_loaded == result.rules_run == ["packets-dropped"]
     assert finding_for(result, "packets-dropped") is not None
 

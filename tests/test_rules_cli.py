@@ -60,7 +60,7 @@ def test_lint_prints_file_and_line_and_exits_1(tmp_path):
     bad = write_rule(tmp_path, "bad", "all:\n  - a: {kind: pktmon_drop, id: 1}\n")
     done = invoke("lint", str(bad))
     assert done.exit_code == 1
-    assert done.stdout.startswith(f"{bad}:{WHEN_LINE + 2}: error: when.all[0].a.id: field 'id' is reserved")
+    assert done.stdout.startswith(f"{bad}:{WHEN_LINE + 2}: error: when.all[0].a.id: field 'id' cannot be tested")
 
 
 def test_the_shipped_pack_passes_rules_test():

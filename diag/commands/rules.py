@@ -6,6 +6,7 @@ Exit codes: 0 fine, 1 problems found (broken rule files, failed tests, lint erro
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 
 import typer
@@ -14,12 +15,14 @@ from diag.engine import load_rules
 from diag.engine.differential import RuleComparison
 from diag.engine.lint import lint as lint_paths
 from diag.engine.rules import Rule
-from diag.engine.scaffold import new_rule
-from diag.engine.selftest import RulesTestReport, test_rules
-from diag.errors import DiagError
+from diag.engine.runner import EngineResult
+from diag.engine.scaffold import new_rule, new_rule_from_facts
+from diag.engine.selftest import RulesTestReport, run_on_facts, test_rules
+from diag.errors import BadInputError, DiagError
 from diag.resources import data_dir
 from diag.commands.output import echo, fail
 from diag.commands.progress import progress_bar
+from diag.commands.runs import DB_OPTION
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="List, show, write, test and lint rules.")
 
@@ -82,8 +85,12 @@ def show(rule_id: str = typer.Argument(..., help="The rule's id."), rules: list[
         f"  remediation {meta.remediation.strip()}",
         *(f"  reference   {ref}" for ref in meta.references),
         f"  reports     aliases {', '.join(rule.aliases)}; summary: {meta.finding.summary.strip()}",
-        f"Compiles to {len(rule.engine_rules)} durable_rules rule(s):",
     ]
+    for pattern in rule.condition.patterns:
+        if pattern.aggregate is not None:
+            lines.append(f"  aggregate   {pattern.alias}: {pattern.aggregate.source} (computed before the engine, "
+                         f"as facts of kind aggregate with aggregate: {pattern.aggregate.key})")
+    lines.append(f"Compiles to {len(rule.engine_rules)} durable_rules rule(s):")
     lines += [f"  {d.name}: {json.dumps({'all': d.all})}" for d in rule.engine_rules]
     echo("\n".join(lines))
 
@@ -93,10 +100,21 @@ def new(
     name: str = typer.Argument(..., help="The new rule's id: lower-case words joined by '-'."),
     directory: Path = typer.Option(Path("."), "--dir", help="Where to write the files."),
     python: bool = typer.Option(False, "--python", help="A Python rule (durable_rules DSL) instead of YAML."),
+    from_finding: str | None = typer.Option(None, "--from-finding", metavar="RUN:RULE",
+                                            help="Start from the facts of a stored finding (RUN: id, prefix or "
+                                                 "'latest'), e.g. latest:vlan-drops."),
+    db: Path = DB_OPTION,
 ) -> None:
-    """Write a commented rule template and its test cases."""
+    """Write a commented rule template and its test cases (or a rule started from a real finding's facts)."""
+    from diag.api import finding_facts
+
     try:
-        written = new_rule(name, directory, python)
+        if from_finding is not None:
+            if python:
+                raise BadInputError("--from-finding writes a YAML rule; leave out --python")
+            written = new_rule_from_facts(name, directory, *finding_facts(db, from_finding))
+        else:
+            written = new_rule(name, directory, python)
     except DiagError as exc:
         _fail(str(exc))
     for path in written:
@@ -109,15 +127,29 @@ def test(
     paths: list[Path] | None = typer.Argument(None, help="Rule files or directories (default: the shipped pack)."),
     sets: int = typer.Option(200, "--sets", min=1, help="Generated fact sets per rule for the differential test."),
     seed: int = typer.Option(0, "--seed", help="Seed of the fact-set generator."),
+    trace: Path | None = typer.Option(None, "--trace", help="Also run the rules on the facts of this trace, and "
+                                                            "show what matched."),
+    host_info: list[Path] = typer.Option([], "--host-info", help="Host-info files read with --trace."),
 ) -> None:
-    """Run the rules' own cases and the differential test (engine vs reference evaluator)."""
+    """Run the rules' own cases and the differential test (engine vs reference evaluator); with --trace, the
+    rules on a real trace too."""
+    from diag.api import trace_facts
+
     try:
         with progress_bar("testing the rules", quiet=False) as bar:
             report = test_rules(_paths(paths), sets, seed, phase=bar.phase if bar else None)
+        on_trace = None
+        if trace is not None and report.rules:
+            with progress_bar(f"reading {trace.name}", quiet=False) as bar:
+                facts = trace_facts(trace, host_info, bar)
+            on_trace = (facts, run_on_facts(report.rules, facts))
     except DiagError as exc:
         _fail(str(exc))
     echo(_render_test_report(report))
-    raise typer.Exit(0 if report.passed else 1)
+    if on_trace is not None:
+        echo(_render_trace_run(trace, report.rules, *on_trace))
+    failed = on_trace is not None and not on_trace[1].complete
+    raise typer.Exit(0 if report.passed and not failed else 1)
 
 
 def _render_test_report(report: RulesTestReport) -> str:
@@ -134,6 +166,30 @@ def _render_test_report(report: RulesTestReport) -> str:
     lines.append(f"differential: {good} passed, {len(report.comparisons) - good} failed")
     if not report.rules:
         lines.append("no rule could be loaded, so nothing was tested")
+    return "\n".join(lines)
+
+
+MAX_ROWS_SHOWN = 5
+
+
+def _render_trace_run(trace: Path, rules: list[Rule], facts: list, result: EngineResult) -> str:
+    kinds = Counter(f.kind for f in facts)
+    lines = [f"on {trace}: {len(facts)} fact(s): " + ", ".join(f"{k} {n}" for k, n in sorted(kinds.items()))]
+    findings = {f.rule_id: f for f in result.findings}
+    for rule in rules:
+        finding = findings.get(rule.id)
+        if finding is None:
+            read = sorted({p.aggregate.kind if p.aggregate else p.kind for p in rule.condition.positive})
+            have = ", ".join(f"{k} {kinds.get(k, 0)}" for k in read)
+            lines.append(f"  {rule.id}: no match (it reads {have})")
+            continue
+        lines.append(f"  {rule.id}: {result.matches.get(rule.id, 0)} match(es): {finding.summary}")
+        for row in finding.evidence[:MAX_ROWS_SHOWN]:
+            lines.append("      " + ", ".join(f"{k}={v}" for k, v in row.items()))
+        if len(finding.evidence) > MAX_ROWS_SHOWN:
+            lines.append(f"      ... {len(finding.evidence) - MAX_ROWS_SHOWN} more row(s)")
+    lines += [f"  error: {e.file}: {e.message}" for e in result.rule_errors]
+    lines += [f"  engine error: {e}" for e in result.engine_errors]
     return "\n".join(lines)
 
 

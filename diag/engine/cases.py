@@ -24,6 +24,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ValidationError
 
+from diag.engine.differential import comparable
 from diag.engine.reference import expected_matches
 from diag.engine.rules import CASES_SUFFIX, Rule
 from diag.engine.runner import run_sessions
@@ -131,8 +132,8 @@ def run_cases(rules: list[Rule], cases: list[Case], timeout: float | None = None
     results = []
     for case, session, outcome in zip(cases, sessions, run.sessions):
         rule = by_id[case.rule_id]
-        result = CaseResult(case, set(outcome.matches.get(rule.id, {})),
-                            expected_matches(rule.condition, [f.engine for f in session.facts]))
+        facts, fired = comparable(session, set(outcome.matches.get(rule.id, {})))
+        result = CaseResult(case, fired, expected_matches(rule.condition, facts))
         result.problems = _judge(case, result) + [f"engine error: {e}" for e in outcome.errors]
         if rule.id in run.failures:
             result.problems.append(f"the rule failed: {'; '.join(run.failures[rule.id]['messages'])}")

@@ -55,13 +55,15 @@ def compile_condition(rule_id: str, condition: Condition) -> list[DurableRule]:
     for _, alternatives in positives:
         variants *= len(alternatives)
     if variants > MAX_VARIANTS:
-        raise RuleFileError(f"the alternatives ($or) multiply into {variants} engine rules; at most "
-                            f"{MAX_VARIANTS} are allowed: split the rule", condition.where)
+        raise RuleFileError(f"the alternatives ($or, and words such as direction: in, which stand for several "
+                            f"values) multiply into {variants} combinations; at most {MAX_VARIANTS} are allowed: "
+                            "split the rule", condition.where)
     gate = [{GATE_ALIAS: {"kind": GATE_KIND}}] if negations else []
     count = len(gate) + len(positives) + len(negations)
     if count > MAX_PATTERNS:
-        raise RuleFileError(f"{count} patterns reach the engine (gate and one per negated alternative "
-                            f"included); at most {MAX_PATTERNS} are allowed", condition.where)
+        raise RuleFileError(f"the rule has {count} patterns once each alternative ($or) of a negated pattern is "
+                            f"counted as a pattern of its own (and one more for the negation); at most {MAX_PATTERNS} "
+                            "are allowed", condition.where)
     tail = [{NEGATION_ALIAS.format(i) + "$not": _durable(conj)} for i, conj in enumerate(negations)]
     rules = []
     for number, choice in enumerate(itertools.product(*(alternatives for _, alternatives in positives))):
@@ -76,8 +78,8 @@ def _conjunctions(expr: Expr) -> list[tuple[Test, ...]]:
     for conj in alternatives:
         joins = [t for t in conj if t.is_join]
         if len(joins) > MAX_JOIN_TESTS:
-            raise RuleFileError(f"{len(joins)} tests compare with other facts in one pattern; durable_rules "
-                                f"allows at most {MAX_JOIN_TESTS}", joins[MAX_JOIN_TESTS].where)
+            raise RuleFileError(f"{len(joins)} tests compare with other facts in one pattern; at most "
+                                f"{MAX_JOIN_TESTS} are allowed", joins[MAX_JOIN_TESTS].where)
     return alternatives
 
 
@@ -88,8 +90,8 @@ def _dnf(expr: Expr) -> list[tuple[Test, ...]]:
     if expr.op == "or":
         return [conj for part in parts for conj in part]
     if _product_size(parts) > MAX_VARIANTS:
-        raise RuleFileError(f"the alternatives ($or) multiply into more than {MAX_VARIANTS} combinations; "
-                            "split the rule", expr.where)
+        raise RuleFileError(f"the alternatives ($or, and words that stand for several values) multiply into more "
+                            f"than {MAX_VARIANTS} combinations; split the rule", expr.where)
     return [tuple(t for conj in combo for t in conj) for combo in itertools.product(*parts)]
 
 

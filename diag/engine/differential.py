@@ -18,16 +18,17 @@ import random
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import Enum
 from typing import Annotated, Any, Literal, get_args, get_origin
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
+from diag.engine.aggregate import AggregateSpec
 from diag.engine.conditions import Arith, Test, field_types, references, tests_of
-from diag.engine.reference import expected_matches
+from diag.engine.reference import expected_matches, match_key
 from diag.engine.rules import Rule
-from diag.engine.runner import run_sessions
+from diag.engine.runner import Session, run_sessions
 from diag.facts.models import FACT_MODELS
 
 with warnings.catch_warnings():  # deprecated names of the same modules; fine on 3.11 and 3.12
@@ -66,10 +67,33 @@ class RuleComparison:
 
 
 def domains(rule: Rule) -> dict[str, dict[str, list[Any]]]:
-    """kind -> field -> the values generated facts of that kind take."""
+    """kind -> field -> the values generated facts of that kind take. An aggregate's facts are generated
+    as the facts it reads, with its thresholds (halved, so that two facts reach them) in the field it sums
+    and times around its window."""
     tests = [t for p in rule.condition.patterns for t in tests_of(p.expr)]
-    kinds = {p.kind for p in rule.condition.patterns}
+    for spec in rule.condition.aggregates:
+        tests += tests_of(spec.where) if spec.where is not None else []
+        tests += _aggregate_hints(spec, [t for p in rule.condition.patterns if p.aggregate is spec
+                                         for t in tests_of(p.expr)])
+    kinds = {p.aggregate.kind if p.aggregate else p.kind for p in rule.condition.patterns}
     return {kind: _kind_domain(kind, tests) for kind in sorted(kinds)}
+
+
+def _aggregate_hints(spec: AggregateSpec, tests: list[Test]) -> list[Test]:
+    """Made-up tests whose constants steer the generated facts towards the aggregate's thresholds."""
+    hints = []
+    for test in tests:
+        if test.field == "value" and isinstance(test.operand, (int, float)) and not isinstance(test.operand, bool) \
+                and spec.field is not None and spec.function == "sum":
+            half = test.operand // 2 if isinstance(test.operand, int) else test.operand / 2
+            hints += [Test("eq", spec.field, value, test.where) for value in (test.operand, half)]
+        elif test.field in spec.group_by and not references(test.operand) and test.op not in ("ex", "nex"):
+            hints.append(Test("eq", test.field, test.operand, test.where))
+    if spec.window is not None and spec.time is not None:
+        start = BASE_TIMES[0]
+        for seconds in (spec.window / 2, spec.window, spec.window + 1):
+            hints.append(Test("eq", spec.time, start + timedelta(seconds=seconds), ()))
+    return hints
 
 
 def _kind_domain(kind: str, tests: list[Test]) -> dict[str, list[Any]]:
@@ -319,13 +343,21 @@ def compare_with_reference(rules: list[Rule], sets_per_rule: int = 200, seed: in
     for rule_id, failure in run.failures.items():
         results[rule_id].errors += [f"action failed: {m}" for m in failure["messages"]]
     for rule, session, outcome in zip(owners, sessions, run.sessions):
-        _compare_one(results[rule.id], rule, [f.engine for f in session.facts], set(outcome.matches.get(rule.id, {})),
-                     outcome.errors)
+        _compare_one(results[rule.id], rule, session, set(outcome.matches.get(rule.id, {})), outcome.errors)
     return [results[r.id] for r in rules]
 
 
-def _compare_one(result: RuleComparison, rule: Rule, facts: list[dict[str, Any]], fired: set[tuple[str, ...]],
+def comparable(session: Session, fired_ids: set[tuple[str, ...]]) -> tuple[list[dict[str, Any]], set[tuple[str, ...]]]:
+    """What the reference reads (the plain facts: it computes the aggregates itself) and the engine's
+    matches in the reference's terms (a derived fact is told by its content, not its id)."""
+    facts = [f.engine for f in session.facts if not f.sources]
+    derived = {f.id: match_key(f.engine) for f in session.facts if f.sources}
+    return facts, {tuple(derived.get(i, i) for i in ids) for ids in fired_ids}
+
+
+def _compare_one(result: RuleComparison, rule: Rule, session: Session, fired_ids: set[tuple[str, ...]],
                  errors: list[str]) -> None:
+    facts, fired = comparable(session, fired_ids)
     expected = expected_matches(rule.condition, facts)
     missed, extra = expected - fired, fired - expected
     result.sets += 1

@@ -6,19 +6,41 @@ import string
 from dataclasses import dataclass
 from typing import Any
 
-from diag.engine.conditions import field_types
 from diag.engine.rules import Rule, resolve_column
 from diag.facts.models import Finding
 
 
 EMPTY = "–"
+MAX_LISTED = 5
 
 
 class _SummaryFormatter(string.Formatter):
     """``str.format_map`` for summaries, except that an empty field reads "–", never "None"."""
 
     def format_field(self, value: Any, format_spec: str) -> str:
-        return EMPTY if value is None else super().format_field(value, format_spec)
+        if value is None or value == "":
+            return EMPTY
+        return super().format_field(value, format_spec)
+
+
+class _Values:
+    """``{each[field]}``: the distinct values of a column over every match, in rank order ("a, b, c and 2
+    more"); ``{count[field]}``: how many distinct values."""
+
+    def __init__(self, rule: Rule, ordered: list[Match], facts: dict[str, PreparedFact], counting: bool) -> None:
+        self.rule, self.ordered, self.facts, self.counting = rule, ordered, facts, counting
+
+    def __getitem__(self, column: str) -> Any:
+        alias, name = resolve_column(self.rule, column)
+        position = self.rule.aliases.index(alias)
+        values = list(dict.fromkeys(self.facts[m.fact_ids[position]].data.get(name) for m in self.ordered))
+        values = [v for v in values if v is not None]
+        if self.counting:
+            return len(values)
+        if not values:
+            return None
+        shown = ", ".join(str(v) for v in values[:MAX_LISTED])
+        return shown if len(values) <= MAX_LISTED else f"{shown} and {len(values) - MAX_LISTED} more"
 
 
 _SUMMARY = _SummaryFormatter()
@@ -32,6 +54,7 @@ class PreparedFact:
     index: int
     data: dict[str, Any]  # every field, JSON-ready (what evidence shows)
     engine: dict[str, Any]  # scalar fields that are set, plus id and sid (what durable_rules sees)
+    sources: tuple[str, ...] = ()  # a derived fact (an aggregate): the ids of the facts it was computed from
 
 
 @dataclass(frozen=True)
@@ -92,7 +115,7 @@ def _columns(rule: Rule) -> list[tuple[str, int, str]]:
         return out
     return [(name if len(aliases) == 1 else f"{alias}.{name}", position, name)
             for position, alias in enumerate(aliases)
-            for name in field_types(rule.kinds[alias]) if name != "kind"]
+            for name in rule.condition.fields(alias) if name not in ("kind", "aggregate")]
 
 
 def _evidence(rule: Rule, ordered: list[Match], facts: dict[str, PreparedFact]
@@ -105,8 +128,9 @@ def _evidence(rule: Rule, ordered: list[Match], facts: dict[str, PreparedFact]
         row = {label: facts[match.fact_ids[position]].data.get(name) for label, position, name in columns}
         row.update(match.extra or {})
         rows.append(row)
-        row_fact_ids.append(list(match.fact_ids))
-        for fact_id in match.fact_ids:
+        own = [source for i in match.fact_ids for source in (facts[i].sources or (i,))]
+        row_fact_ids.append(own)
+        for fact_id in own:
             fact_ids[fact_id] = facts[fact_id].index
     return rows, sorted(fact_ids, key=fact_ids.__getitem__), row_fact_ids
 
@@ -123,6 +147,8 @@ def _summary(rule: Rule, ordered: list[Match], facts: dict[str, PreparedFact]) -
             if isinstance(value, (int, float)) and not isinstance(value, bool):
                 totals[name] = totals.get(name, 0) + value
     context["total"] = totals
+    context["each"] = _Values(rule, ordered, facts, counting=False)
+    context["count"] = _Values(rule, ordered, facts, counting=True)
     try:
         return _SUMMARY.vformat(rule.meta.finding.summary, (), context), None
     except Exception as exc:  # noqa: BLE001 - a bad template must not lose the finding

@@ -36,7 +36,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from diag.engine.compile import DurableRule, compile_condition
-from diag.engine.conditions import Condition, field_types, parse_condition
+from diag.engine.conditions import Condition, parse_condition
 from diag.engine.pyrules import preload, read_python_rule
 from diag.engine.source import Document, RuleFileError, describe, load_yaml
 from diag.errors import BadInputError
@@ -148,34 +148,33 @@ def read_rule_document(path: Path) -> Document:
 
 
 def load_rule(path: Path) -> Rule:
-    """Load, check and compile one rule file; raises ``RuleFileError`` with the line."""
+    """Load, check and compile one rule file; raises ``RuleFileError`` (its first problem) with the line."""
     path = Path(path)
     document = None
     try:
         document = read_rule_document(path)
-        return _rule_from(document, path)
+        rule, problems = _rule_from(document, path)
     except RuleFileError as exc:
         raise exc.located(document) from None
+    if problems or rule is None:
+        raise problems[0].located(document)
+    return rule
 
 
 def rule_problems(path: Path) -> list[RuleFileError]:
-    """Every problem of one rule file that can be found in one pass (for ``rules lint``)."""
+    """Every problem of one rule file (for ``rules lint``): the metadata, each pattern of ``when`` and each
+    part of ``finding`` are checked even when another part is wrong."""
     path = Path(path)
     try:
         document = read_rule_document(path)
+        _, problems = _rule_from(document, path)
     except RuleFileError as exc:
         return [exc]
-    data = document.data if isinstance(document.data, dict) else {}
-    problems = _meta_problems(data)
-    try:
-        _rule_from(document, path)
-    except RuleFileError as exc:
-        if not any(p.where == exc.where and p.message == exc.message for p in problems):
-            problems.append(exc)
     return [p.located(document) for p in problems]
 
 
-def _rule_from(document: Document, path: Path) -> Rule:
+def _rule_from(document: Document, path: Path) -> tuple[Rule | None, list[RuleFileError]]:
+    """The rule, and every problem found; the rule is None when there is any."""
     data = document.data
     if not isinstance(data, dict):
         raise RuleFileError("a rule file is a mapping of id, title, ..., when, finding")
@@ -183,16 +182,47 @@ def _rule_from(document: Document, path: Path) -> Rule:
         raise RuleFileError("YAML rules have no action; write a Python rule (wnvdiag rules new NAME --python)",
                             ("action",))
     problems = _meta_problems(data)
-    if problems:
-        raise problems[0]
-    meta = RuleMeta.model_validate({k: v for k, v in data.items() if k != "when"})
-    _check_id(meta.id, path)
-    condition = parse_condition(data["when"], ("when",))
-    engine_rules = tuple(compile_condition(meta.id, condition))
+    meta = None
+    if not problems:
+        meta = RuleMeta.model_validate({k: v for k, v in data.items() if k != "when"})
+        try:
+            _check_id(meta.id, path)
+        except RuleFileError as exc:
+            problems.append(exc)
+    condition = None
+    if "when" in data:
+        found: list[RuleFileError] = []
+        try:
+            condition = parse_condition(data["when"], ("when",), found)
+        except RuleFileError as exc:
+            problems += [exc] + [p for p in found if p is not exc]
+    if condition is not None and meta is None:  # the metadata is wrong: still check the finding against `when`
+        try:
+            template = FindingTemplate.model_validate(data.get("finding"))
+        except ValidationError:
+            template = None
+        if template is not None:
+            problems += finding_template_problems(condition, template)
+    if condition is None or meta is None:
+        return None, _distinct(problems)
+    try:
+        engine_rules = tuple(compile_condition(meta.id, condition))
+    except RuleFileError as exc:
+        return None, _distinct([*problems, exc])
     rule = Rule(meta, path, condition, engine_rules, "python" if path.suffix == PYTHON_SUFFIX else "yaml",
                 is_shipped(path), path.suffix == PYTHON_SUFFIX and document.has_action)
-    check_finding_template(rule)
-    return rule
+    problems += finding_template_problems(condition, meta.finding)
+    return (None if problems else rule), _distinct(problems)
+
+
+def _distinct(problems: list[RuleFileError]) -> list[RuleFileError]:
+    seen, out = set(), []
+    for problem in problems:
+        key = (tuple(map(str, problem.where)), problem.message)
+        if key not in seen:
+            seen.add(key)
+            out.append(problem)
+    return out
 
 
 def _meta_problems(data: dict[str, Any]) -> list[RuleFileError]:
@@ -294,46 +324,81 @@ def select_rules(
 
 def resolve_column(rule: Rule, column: str) -> tuple[str, str]:
     """``field`` (of the first alias) or ``alias.field`` -> (alias, field); raises ``RuleFileError``."""
-    aliases = rule.aliases
+    return _resolve(rule.condition, column)
+
+
+def _resolve(condition: Condition, column: str) -> tuple[str, str]:
+    aliases = condition.aliases
     alias, _, name = column.rpartition(".")
     alias = alias or aliases[0]
     if alias not in aliases:
-        raise RuleFileError(f"{column!r}: {alias!r} is not an alias of a pattern that is not negated")
-    if name not in field_types(rule.kinds[alias]):
-        raise RuleFileError(f"{column!r}: fact kind {rule.kinds[alias]!r} has no field {name!r}")
+        raise RuleFileError(f"{column!r}: {alias!r} is not an alias of a pattern that is not negated "
+                            f"(aliases: {', '.join(aliases)})")
+    fields = condition.fields(alias)
+    if name not in fields:
+        raise RuleFileError(f"{column!r}: {_label(condition, alias)} has no field {name!r} "
+                            f"(fields: {', '.join(n for n in fields if n != 'kind')})")
     return alias, name
 
 
-def check_finding_template(rule: Rule) -> None:
-    template = rule.meta.finding
+def _label(condition: Condition, alias: str) -> str:
+    spec = next((p.aggregate for p in condition.patterns if p.alias == alias), None)
+    return f"the aggregate of {spec.kind} ({alias})" if spec else f"fact kind {condition.kinds[alias]!r}"
+
+
+def finding_template_problems(condition: Condition, template: FindingTemplate) -> list[RuleFileError]:
+    """Every problem of ``finding``: evidence columns, rank_by, the summary's placeholders."""
     columns = [(("finding", "evidence", i), c) for i, c in enumerate(template.evidence or [])]
     if template.rank_by is not None:
         columns.append((("finding", "rank_by"), template.rank_by))
+    problems = []
     for where, column in columns:
         try:
-            resolve_column(rule, column)
+            _resolve(condition, column)
         except RuleFileError as exc:
-            raise RuleFileError(exc.message, where) from None
-    _check_summary(rule, template.summary)
+            problems.append(RuleFileError(exc.message, where))
+    return problems + summary_problems(condition, template.summary)
 
 
-def _check_summary(rule: Rule, summary: str) -> None:
+LIST_NAMES = ("each", "count")  # {each[field]}: the distinct values over all matches; {count[field]}: how many
+
+
+def summary_problems(condition: Condition, summary: str) -> list[RuleFileError]:
+    """Every placeholder of the summary template that would not render."""
     where = ("finding", "summary")
     try:
         parsed = list(string.Formatter().parse(summary))
     except ValueError as exc:
-        raise RuleFileError(str(exc), where) from None
-    names = {alias: rule.kinds[alias] for alias in rule.aliases}
-    names["top"] = names["total"] = rule.kinds[rule.aliases[0]]
-    for _, field_name, _, _ in parsed:
-        if field_name is not None:
-            _check_placeholder(field_name, names, where)
+        return [RuleFileError(f"{exc} (a literal brace is written {{{{ or }}}})", where)]
+    problems = []
+    for _, field_name, spec, _ in parsed:
+        if field_name is None:
+            continue
+        try:
+            _check_placeholder(condition, field_name, where)
+            if spec and field_name.partition("[")[0] not in LIST_NAMES:
+                format(0 if _is_number(condition, field_name) else "", spec)
+        except RuleFileError as exc:
+            problems.append(exc)
+        except ValueError as exc:
+            problems.append(RuleFileError(f"{{{field_name}:{spec}}}: {exc}", where))
+    return problems
 
 
-def _check_placeholder(field_name: str, names: dict[str, str], where: tuple[str, ...]) -> None:
+def _is_number(condition: Condition, field_name: str) -> bool:
+    head, _, rest = field_name.partition("[")
+    if head == "matches":
+        return True
+    alias = condition.aliases[0] if head in ("top", "total") else head
+    field = condition.fields(alias).get(rest[:-1])
+    return field is not None and field.category == "number"
+
+
+def _check_placeholder(condition: Condition, field_name: str, where: tuple[str, ...]) -> None:
     head, bracket, rest = field_name.partition("[")
     label = f"{{{field_name}}}"
-    if "." in head or "." in rest:
+    names = [*condition.aliases, "top", "total", *LIST_NAMES]
+    if "." in head:
         raise RuleFileError(f"{label}: attribute access is not allowed; write {{alias[field]}}", where)
     if head == "matches":
         if bracket:
@@ -344,5 +409,16 @@ def _check_placeholder(field_name: str, names: dict[str, str], where: tuple[str,
         raise RuleFileError(f"{label}: unknown name {head!r} (allowed: {allowed})", where)
     if not bracket or not rest.endswith("]") or "[" in rest:
         raise RuleFileError(f"{label}: write {{{head}[field]}}", where)
-    if rest[:-1] not in field_types(names[head]):
-        raise RuleFileError(f"{label}: fact kind {names[head]!r} has no field {rest[:-1]!r}", where)
+    column = rest[:-1]
+    if head in LIST_NAMES:
+        try:
+            _resolve(condition, column)
+        except RuleFileError as exc:
+            raise RuleFileError(f"{label}: {exc.message}", where) from None
+        return
+    if "." in column:
+        raise RuleFileError(f"{label}: write {{{head}[field]}}; {{each[alias.field]}} lists the values of all "
+                            "matches", where)
+    alias = condition.aliases[0] if head in ("top", "total") else head
+    if column not in condition.fields(alias):
+        raise RuleFileError(f"{label}: {_label(condition, alias)} has no field {column!r}", where)

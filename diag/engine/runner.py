@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 import pickle
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,10 +26,12 @@ from pydantic import BaseModel, ConfigDict
 from diag.engine import worker
 from diag.engine.available import require_engine
 from diag.engine.child import Child, Limits
+from diag.engine.aggregate import AggregateSpec, derive
 from diag.engine.compile import ANCHOR_FIELD
 from diag.engine.conditions import GATE_KIND, RESERVED_FIELDS
 from diag.engine.findings import Match, PreparedFact, build_finding
 from diag.engine.ids import IdAllocator
+from diag.engine.reference import satisfies
 from diag.engine.rules import Rule, load_rules, select_rules
 from diag.errors import AnalysisFailed
 from diag.facts.models import Finding, RuleError
@@ -39,7 +41,7 @@ RULESET = "wnvdiag"
 SID = "1"
 MAX_SESSIONS_PER_WORKER = 1000  # durable_rules allows 1024 live sessions per ruleset
 
-__all__ = ["EngineResult", "SessionResult", "run_rules", "run_sessions"]
+__all__ = ["EngineResult", "SessionResult", "run_loaded_rules", "run_rules", "run_sessions"]
 
 
 class EngineResult(BaseModel):
@@ -114,7 +116,15 @@ def run_rules(
     rules, rule_errors = load_rules(dirs)
     broken = [e.rule_id for e in rule_errors if e.rule_id]
     rules, deselected = select_rules(rules, only, skip, also_known=broken)
-    session = prepare_session(facts, SID)
+    return run_loaded_rules(rules, facts, limits, rule_errors, deselected)
+
+
+def run_loaded_rules(rules: list[Rule], facts: Sequence[BaseModel], limits: Limits,
+                     rule_errors: Sequence[RuleError] = (), deselected: Sequence[str] = ()) -> EngineResult:
+    """``run_rules`` for rules already loaded (``rules test --trace``)."""
+    require_engine()
+    rule_errors, deselected = list(rule_errors), list(deselected)
+    session = prepare_session(facts, SID, rules)
     if not rules:
         why = "--only/--skip left no rule to run" if deselected else "no rule could be loaded"
         return EngineResult(rule_errors=rule_errors, rules_deselected=deselected,
@@ -206,18 +216,39 @@ def _failure_error(rule: Rule, failure: dict[str, Any]) -> RuleError:
 # facts -> sessions
 
 
-def prepare_session(facts: Sequence[BaseModel], sid: str) -> Session:
-    """Give each fact an engine id unique in the session's 32-bit id space; the gate comes last."""
+def prepare_session(facts: Sequence[BaseModel], sid: str, rules: Sequence[Rule] = ()) -> Session:
+    """Give each fact an engine id unique in the session's 32-bit id space, then add the aggregates the
+    ``rules`` read (derived facts, each knowing the facts it was computed from); the gate comes last."""
     ids = IdAllocator(sid)
     prepared = []
     for index, fact in enumerate(facts):
-        data = _fact_data(fact, index)
-        fact_id = ids.allocate(f"{data['kind']}:{index}")
-        engine = {k: v for k, v in data.items() if v is not None and not isinstance(v, (list, dict))}
-        engine.update({"id": fact_id, "sid": sid, ANCHOR_FIELD: 1})
-        prepared.append(PreparedFact(fact_id, index, data, engine))
+        prepared.append(_prepared(_fact_data(fact, index), index, sid, ids))
+    specs = {spec.key: spec for rule in rules for spec in rule.condition.aggregates}
+    engine_view = [p.engine for p in prepared]
+    for spec in specs.values():
+        model = spec.model()
+        for data, positions in derive(spec, engine_view, _where(spec)):
+            fact = model.model_validate(data).model_dump(mode="json")
+            sources = tuple(prepared[p].id for p in positions)
+            prepared.append(_prepared(fact, len(prepared), sid, ids, sources))
     gate = {"kind": GATE_KIND, "id": ids.allocate(GATE_KIND), "sid": sid, ANCHOR_FIELD: 1}
     return Session(sid, prepared, gate)
+
+
+def _prepared(data: dict[str, Any], index: int, sid: str, ids: IdAllocator, sources: tuple[str, ...] = ()
+              ) -> PreparedFact:
+    fact_id = ids.allocate(f"{data['kind']}:{index}")
+    engine = {k: v for k, v in data.items() if v is not None and not isinstance(v, (list, dict))}
+    engine.update({"id": fact_id, "sid": sid, ANCHOR_FIELD: 1})
+    return PreparedFact(fact_id, index, data, engine, sources)
+
+
+def _where(spec: AggregateSpec) -> Callable[[dict[str, Any]], bool]:
+    """The aggregate's ``where`` tests on one fact, by the plain evaluator of the rule format (the one the
+    differential test holds the engine to on every pattern)."""
+    if spec.where is None:
+        return lambda _fact: True
+    return lambda fact: satisfies(spec.where, fact, {})
 
 
 def _fact_data(fact: BaseModel, index: int) -> dict[str, Any]:
@@ -250,7 +281,7 @@ def run_sessions(rules: list[Rule], fact_sets: Sequence[Sequence[BaseModel]], ti
     require_engine()
     limits = as_limits(timeout)
     sids = session_ids(min(len(fact_sets), MAX_SESSIONS_PER_WORKER))
-    chunks = [[prepare_session(facts, sid) for facts, sid in zip(fact_sets[start:start + MAX_SESSIONS_PER_WORKER], sids)]
+    chunks = [[prepare_session(facts, sid, rules) for facts, sid in zip(fact_sets[start:start + MAX_SESSIONS_PER_WORKER], sids)]
               for start in range(0, len(fact_sets), MAX_SESSIONS_PER_WORKER)]
     parallel = max(1, min(len(chunks), os.cpu_count() or 1))
     runs: list[WorkerRun | None] = [None] * len(chunks)

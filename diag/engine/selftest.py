@@ -9,7 +9,10 @@ from pathlib import Path
 from diag.engine.cases import Case, CaseResult, load_cases, run_cases
 from diag.engine.differential import RuleComparison, compare_with_reference
 from diag.engine.lint import expand
+from pydantic import BaseModel
+
 from diag.engine.rules import Rule, load_rule, rule_error, rule_stem
+from diag.engine.runner import EngineResult, as_limits, run_loaded_rules
 from diag.engine.source import RuleFileError
 from diag.facts.models import RuleError
 
@@ -46,6 +49,11 @@ def test_rules(paths: Sequence[Path], sets_per_rule: int = 200, seed: int = 0,
     report.cases = run_cases(report.rules, cases, timeout) if cases else []
     report.comparisons = compare_with_reference(report.rules, sets_per_rule, seed, timeout, phase)
     return report
+
+
+def run_on_facts(rules: list[Rule], facts: Sequence[BaseModel], timeout: float | None = None) -> EngineResult:
+    """The rules on real facts (a trace's), in a worker as ``check`` runs them; nothing is stored."""
+    return run_loaded_rules(rules, facts, as_limits(timeout))
 
 
 test_rules.__test__ = False  # type: ignore[attr-defined]  # not a pytest test, despite its name
