@@ -10,6 +10,8 @@
    baseline in this same process: the bare durable_rules core (one host, one ruleset with the
    same compiled rules, background threads off, a trivial action) asserting the same facts.
    The ratio is what the adapter costs on top of the engine (process start, ids, findings).
+3. Loading the shipped pack (parse, check, compile every rule), with libyaml's parser (what wnvdiag
+   uses when PyYAML has it) against PyYAML's pure-Python one in this same process.
 Not part of the test suite.
 """
 
@@ -130,6 +132,31 @@ def throughput(sizes: list[int]) -> None:
               f"{seconds / bare:>5.2f}x")
 
 
+def rule_loading(repeats: int = 5) -> None:
+    import yaml
+
+    from diag.engine import source
+
+    def best() -> float:
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            rules, errors = load_rules([data_dir("rules")])
+            times.append(time.perf_counter() - start)
+            assert rules and not errors
+        return min(times)
+
+    fast = best()
+    chosen = source._LOADER
+    source._LOADER = yaml.SafeLoader
+    try:
+        pure = best()
+    finally:
+        source._LOADER = chosen
+    print(f"loading the shipped pack: {fast * 1000:.0f} ms with {chosen.__name__}, {pure * 1000:.0f} ms with the "
+          f"pure-Python SafeLoader: {fast / pure:.2f}x")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--trace", type=Path, default=DEFAULT_TRACE)
@@ -140,6 +167,7 @@ def main() -> None:
     else:
         print(f"{args.trace} is missing: build it with benchmarks/bench_read.py; skipping the check share")
     throughput([int(s) for s in args.sizes.split(",")])
+    rule_loading()
 
 
 if __name__ == "__main__":

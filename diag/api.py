@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from enum import Enum
 from pathlib import Path
 from typing import Callable
 
+from diag.codes import (EXIT_CLEAN, EXIT_ERROR, EXIT_FINDINGS, EXIT_INCONCLUSIVE, EXIT_INTERNAL,  # noqa: F401
+                        EXIT_INTERRUPTED, RULES_MEMORY_MB, RULES_TIMEOUT, Severity)
 from diag.decode import pktmon
 from diag.engine import load_rules, require_engine, run_rules, select_rules
-from diag.engine.child import DEFAULT_MEMORY_MB, Limits
+from diag.engine.child import Limits
 from diag.engine.quality_gate import apply_quality_gate
 from diag.errors import AnalysisFailed, BadInputError
 from diag.facts.models import TraceQuality
@@ -33,22 +34,6 @@ from diag.store import (can_create_in, check_writable, find_reusable, fingerprin
                         resolve_run, save_run)
 
 Progress = Callable[[int, int], None]
-# exit codes of ``check``: stable, documented in the README
-EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR, EXIT_INCONCLUSIVE = 0, 1, 2, 3
-EXIT_INTERNAL, EXIT_INTERRUPTED = 4, 130  # a bug of ours (never 0 or 1); Ctrl-C (128 + SIGINT, as shells do)
-
-
-class Severity(str, Enum):
-    info = "info"
-    low = "low"
-    medium = "medium"
-    high = "high"
-    critical = "critical"
-
-    @property
-    def rank(self) -> int:
-        return list(Severity).index(self)
-
 
 def inspect(path: str | Path, progress: Progress | None = None, *, redact: bool = False,
             redact_key: bytes | None = None, select: PacketFilter | None = None) -> TraceSummary:
@@ -150,10 +135,6 @@ def _when(value) -> str:
 
 # -- check ------------------------------------------------------------------------------------------
 
-# A rule phase takes well under a second on real traces; a user's Python rule that hangs must not
-# hang the check: past this the run is "analysis failed" (or, for the user's rules, "not run").
-RULES_TIMEOUT = 600.0
-RULES_MEMORY_MB = DEFAULT_MEMORY_MB
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from pathlib import Path
 import click
 import typer
 
-from diag import __version__, api
+from diag import __version__, codes
 from diag.commands.rules import app as rules_app
 from diag.commands.runs import register as register_run_commands
 from diag.commands.synth import app as synth_app
@@ -33,12 +33,12 @@ register_run_commands(app)
 
 
 class Exit(IntEnum):
-    CLEAN = api.EXIT_CLEAN
-    FINDINGS = api.EXIT_FINDINGS
-    ERROR = api.EXIT_ERROR
-    INCONCLUSIVE = api.EXIT_INCONCLUSIVE
-    INTERNAL = api.EXIT_INTERNAL
-    INTERRUPTED = api.EXIT_INTERRUPTED
+    CLEAN = codes.EXIT_CLEAN
+    FINDINGS = codes.EXIT_FINDINGS
+    ERROR = codes.EXIT_ERROR
+    INCONCLUSIVE = codes.EXIT_INCONCLUSIVE
+    INTERNAL = codes.EXIT_INTERNAL
+    INTERRUPTED = codes.EXIT_INTERRUPTED
 
 
 def _fail(message: str) -> None:
@@ -75,6 +75,8 @@ def inspect(
     vlan: list[int] = VLAN_OPTION,
 ) -> None:
     """What is in a trace: header, providers and events, what could not be read, pktmon's view."""
+    from diag import api
+
     try:
         select = packet_filter(since, until, component, address, vlan)
         with progress_bar(_reading(trace, redact), quiet or as_json) as bar:
@@ -100,7 +102,7 @@ def check(
     skip: list[str] = typer.Option([], "--skip", help="Leave out the rules with these ids or tags (skip wins over only)."),
     db: Path = DB_OPTION,
     out: Path = OUT_OPTION,
-    threshold: api.Severity = typer.Option(api.Severity.low, "--threshold",
+    threshold: codes.Severity = typer.Option(codes.Severity.low, "--threshold",
                                            help="Lowest severity that makes the exit code 1."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON (schema wnvdiag.check/2)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing but errors."),
@@ -109,9 +111,9 @@ def check(
     redact: bool = typer.Option(False, "--redact", help="Replace IPs, MACs, host/user/switch/adapter names and paths "
                                                         "in the reports with consistent pseudonyms."),
     pcap: Path = typer.Option(None, "--pcap", metavar="DIR", help="Write one evidence pcapng per finding with drops."),
-    rules_timeout: float = typer.Option(api.RULES_TIMEOUT, "--rules-timeout", metavar="SECONDS", min=1,
+    rules_timeout: float = typer.Option(codes.RULES_TIMEOUT, "--rules-timeout", metavar="SECONDS", min=1,
                                         help="Stop a rules worker that runs longer (the run is then incomplete)."),
-    rules_memory: int = typer.Option(api.RULES_MEMORY_MB, "--rules-memory", metavar="MB", min=64,
+    rules_memory: int = typer.Option(codes.RULES_MEMORY_MB, "--rules-memory", metavar="MB", min=64,
                                      help="Address-space limit of each rules worker."),
     fresh: bool = typer.Option(False, "--fresh", help="Read the trace again even when the database holds a run of "
                                                       "the same trace, rules and options."),
@@ -122,6 +124,8 @@ def check(
     vlan: list[int] = VLAN_OPTION,
 ) -> None:
     """Read the trace, run the rules, store the run and write the reports (Markdown by default)."""
+    from diag import api
+
     try:
         select = packet_filter(since, until, component, address, vlan)
         with progress_bar(_reading(trace, redact), quiet or as_json) as bar:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
 
-from diag.select import PacketFilter
+if TYPE_CHECKING:
+    from diag.select import PacketFilter
 
 SINCE_OPTION = typer.Option(None, "--since", metavar="TIME",
                             help="Only packets at or after TIME: 2024-05-14T10:00:02Z (UTC without a zone), a time "
@@ -23,5 +24,7 @@ COMPONENT_OPTION = typer.Option([], "--component", metavar="ID",
 def packet_filter(since: Optional[str], until: Optional[str], components: list[int] = (),
                   addresses: list[str] = (), vlans: list[int] = ()) -> PacketFilter | None:
     """The filter the options ask for, None when they ask for none. Bad values raise ``BadInputError``."""
+    from diag.select import PacketFilter
+
     selected = PacketFilter.from_options(since, until, components, addresses, vlans)
     return selected if selected.active else None

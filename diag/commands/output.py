@@ -6,7 +6,7 @@ from typing import NoReturn
 
 import typer
 
-from diag.report.terminal import for_terminal
+from diag.terminal import for_terminal
 
 EXIT_ERROR = 2
 

@@ -11,18 +11,19 @@ from pathlib import Path
 
 import typer
 
-from diag.engine import load_rules
-from diag.engine.differential import RuleComparison
-from diag.engine.lint import lint as lint_paths
-from diag.engine.rules import Rule
-from diag.engine.runner import EngineResult
-from diag.engine.scaffold import new_rule, new_rule_from_facts
-from diag.engine.selftest import RulesTestReport, run_on_facts, test_rules
+from typing import TYPE_CHECKING
+
 from diag.errors import BadInputError, DiagError
 from diag.resources import data_dir
 from diag.commands.output import echo, fail
 from diag.commands.progress import progress_bar
 from diag.commands.runs import DB_OPTION
+
+if TYPE_CHECKING:  # the engine is imported by the commands that use it: `wnvdiag --help` starts without it
+    from diag.engine.differential import RuleComparison
+    from diag.engine.rules import Rule
+    from diag.engine.runner import EngineResult
+    from diag.engine.selftest import RulesTestReport
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="List, show, write, test and lint rules.")
 
@@ -34,6 +35,8 @@ def _fail(message: str) -> None:
 
 
 def _pack(extra: list[Path]) -> tuple[list[Rule], list]:
+    from diag.engine import load_rules
+
     for directory in extra:
         if not directory.is_dir():
             _fail(f"{directory}: rules directory does not exist")
@@ -107,6 +110,7 @@ def new(
 ) -> None:
     """Write a commented rule template and its test cases (or a rule started from a real finding's facts)."""
     from diag.api import finding_facts
+    from diag.engine.scaffold import new_rule, new_rule_from_facts
 
     try:
         if from_finding is not None:
@@ -134,6 +138,7 @@ def test(
     """Run the rules' own cases and the differential test (engine vs reference evaluator); with --trace, the
     rules on a real trace too."""
     from diag.api import trace_facts
+    from diag.engine.selftest import run_on_facts, test_rules
 
     try:
         with progress_bar("testing the rules", quiet=False) as bar:
@@ -209,6 +214,8 @@ def lint(
     paths: list[Path] | None = typer.Argument(None, help="Rule files or directories (default: the shipped pack)."),
 ) -> None:
     """Check rule files and their cases; print each problem as file:line: message."""
+    from diag.engine.lint import lint as lint_paths
+
     issues = lint_paths(_paths(paths))
     for issue in issues:
         echo(str(issue))

@@ -19,9 +19,7 @@ from typing import Optional
 
 import typer
 
-from diag import store
 from diag.errors import DiagError
-from diag.report import render_stored
 from diag.commands.output import echo, fail
 from diag.commands.filters import ADDRESS_OPTION, SINCE_OPTION, UNTIL_OPTION, VLAN_OPTION, packet_filter
 from diag.commands.progress import progress_bar
@@ -47,6 +45,8 @@ def runs(
     as_json: bool = typer.Option(False, "--json", help="Print the runs as JSON."),
 ) -> None:
     """The stored runs, newest first."""
+    from diag import store
+
     try:
         rows = [r for r in store.list_runs(db) if case is None or r.case_id == case]
     except DiagError as exc:
@@ -75,6 +75,8 @@ def findings(
     as_json: bool = typer.Option(False, "--json", help="Print the findings as JSON."),
 ) -> None:
     """Stored findings, newest run first, the most severe first within a run."""
+    from diag import store
+
     try:
         if finding is not None:
             return _one_finding(db, finding, as_json)
@@ -100,6 +102,8 @@ def findings(
 
 
 def _one_finding(db: Path, ref: str, as_json: bool) -> None:
+    from diag import store
+
     try:
         run, f = store.load_finding(db, ref)
     except DiagError as exc:
@@ -132,6 +136,8 @@ def report(
     db: Path = DB_OPTION,
 ) -> None:
     """Render a stored run again, without reading the trace."""
+    from diag.report import render_stored
+
     try:
         written = render_stored(db, run, formats, out, case_id=case, redact=redact)
     except DiagError as exc:
@@ -148,6 +154,8 @@ def diff(
     as_json: bool = typer.Option(False, "--json", help="Print the difference as JSON."),
 ) -> None:
     """What appeared, disappeared or changed between two runs. Exit code 1 when anything differs."""
+    from diag import store
+
     try:
         d = store.diff_runs(db, run_a, run_b)
     except DiagError as exc:

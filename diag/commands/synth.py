@@ -13,7 +13,6 @@ import typer
 from typer.core import TyperGroup
 
 from diag.errors import DiagError
-from diag.synth import generate
 from diag.commands.output import echo, fail
 
 EXIT_ERROR = 2
@@ -40,6 +39,8 @@ def _fail(message: str) -> None:
 @app.command("list")
 def list_scenarios() -> None:
     """The scenarios, with what each shows."""
+    from diag.synth import generate
+
     scenarios = generate.registry()
     width = max(len(name) for name in scenarios)
     for name, s in scenarios.items():
@@ -63,6 +64,8 @@ def generate_trace(
                                              "later number every packet snapshot on its own, as pktmon there does."),
 ) -> None:
     """Write SCENARIO's trace to OUT and its ground truth to OUT's name + .truth.json."""
+    from diag.synth import generate
+
     try:
         result = generate.synthesize(scenario, out, seed=seed, size=size, compressed=compressed, duration=duration,
                                      rate=rate, hosts=hosts, build=build)

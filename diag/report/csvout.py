@@ -15,7 +15,7 @@ from typing import Any
 
 from diag.report.markdown import columns
 from diag.report.model import RunReport
-from diag.report.terminal import for_terminal
+from diag.terminal import for_terminal
 
 FINDINGS_COLUMNS = [
     "case_id", "run_id", "finding_id", "position", "shown", "severity", "confidence", "rule_id", "title", "summary",

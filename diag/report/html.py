@@ -26,7 +26,7 @@ from diag.report.content import (arrange, column_labels, diagnosis, evidence_fie
                                  number, rate_caption, spaced_time, unanswered)
 from diag.report.markdown import columns, size, value
 from diag.report.model import RunReport, count_by_severity
-from diag.report.terminal import for_terminal
+from diag.terminal import for_terminal
 from diag.resources import data_dir
 
 TEMPLATE = "report.html.j2"

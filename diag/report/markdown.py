@@ -18,7 +18,7 @@ import jinja2
 from diag.report.content import (arrange, column_labels, diagnosis, evidence_layout, related_paths, related_rates,
                                  number, rate_caption, spaced_time, unanswered)
 from diag.report.model import RunReport, count_by_severity
-from diag.report.terminal import for_terminal
+from diag.terminal import for_terminal
 from diag.resources import data_dir
 
 TEMPLATE = "report.md.j2"
