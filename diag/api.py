@@ -136,7 +136,6 @@ def _when(value) -> str:
 # -- check ------------------------------------------------------------------------------------------
 
 
-
 @dataclass(frozen=True)
 class CheckResult:
     run: RunReport  # as every output shows it: pseudonymized when the check was --redact (the database keeps it whole)
